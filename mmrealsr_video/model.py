@@ -1,0 +1,291 @@
+"""``load_model`` and ``ModulatedModel``: one interface over every modulated architecture.
+
+``estimate(x)`` gives the (blur, noise) coefficients of each image; ``restore(x, coeffs)`` runs the
+generator with per-sample coefficients (one batch may mix scenes), tiled when asked or when the
+frame would not fit in memory. ``restore`` never runs the estimator, and its output is not clamped
+(as in the original): clamping happens where frames become pixels again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmrealsr_video.checkpoint import StateDict, read_state_dict, unwrap_state_dict
+from mmrealsr_video.errors import CheckpointError, InputError, UnknownArchitectureError
+from mmrealsr_video.models import ARCHITECTURES, ModulatedNet, closest_architecture
+from mmrealsr_video.tiling import DEFAULT_TILE_OVERLAP, tiled_apply
+
+__all__ = ["BUNDLED_MODELS", "ModulatedModel", "bundled_model_path", "load_model"]
+
+log = logging.getLogger(__name__)
+
+_WEIGHTS_DIR = Path(__file__).with_name("weights")
+
+#: Models that ship inside the package: name -> file in ``mmrealsr_video/weights``.
+BUNDLED_MODELS: dict[str, str] = {"default": "compact-x4.safetensors"}
+
+
+def bundled_model_path(name: str) -> Path | None:
+    """The file of a bundled model, or None if no such model ships with this install."""
+    fname = BUNDLED_MODELS.get(name)
+    if fname is None:
+        return None
+    path = _WEIGHTS_DIR / fname
+    return path if path.is_file() else None
+
+
+class ModulatedModel:
+    """A modulated super-resolution network on a device, in a precision.
+
+    Attributes:
+        net: the underlying ``torch.nn.Module``.
+        name: where it came from (a bundled name or a file name).
+        arch: the architecture's name, e.g. ``"mmrrdbnet"``.
+        scale: output size / input size.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        name: str,
+        arch: str,
+        device: torch.device,
+        dtype: torch.dtype,
+        channels_last: bool = False,
+    ) -> None:
+        self.net = net
+        self.name = name
+        self.arch = arch
+        self.device = device
+        self.dtype = dtype
+        self.channels_last = channels_last
+        self._modnet = cast(ModulatedNet, net)
+        self.scale: int = int(self._modnet.scale)
+        self.size_multiple: int = int(self._modnet.size_multiple)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The architecture's hyperparameters (inferred from the weights)."""
+        cfg = self._modnet.config
+        return asdict(cfg) if is_dataclass(cfg) and not isinstance(cfg, type) else dict(cfg)
+
+    def __repr__(self) -> str:
+        return f"ModulatedModel(name={self.name!r}, arch={self.arch!r}, scale={self.scale}, device={self.device}, dtype={self.dtype})"
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(f"expected a (B, 3, H, W) RGB tensor, got {shape}")
+        if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+            raise InputError(f"empty input of shape {tuple(x.shape)}")
+        x = x.to(self.device, self.dtype, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def estimate(self, x: torch.Tensor) -> torch.Tensor:
+        """Estimates the degradation of each image.
+
+        Args:
+            x: (B, 3, H, W) RGB in [0, 1].
+
+        Returns:
+            (B, 2) in [0, 1]: column 0 blur, column 1 noise; on the model's device and dtype.
+        """
+        x = self._prepare(x)
+        with torch.inference_mode():
+            return self._modnet.estimate(x)
+
+    def restore(
+        self,
+        x: torch.Tensor,
+        coeffs: torch.Tensor | tuple[float, float] | list[float],
+        *,
+        tile: int | None = None,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    ) -> torch.Tensor:
+        """Super-resolves ``x`` conditioned on per-sample coefficients.
+
+        Args:
+            x: (B, 3, H, W) RGB in [0, 1]; any size (padded to the architecture's multiple and
+                cropped back).
+            coeffs: (B, 2) per-sample (blur, noise) in [0, 1], or one pair for the whole batch.
+            tile: largest tile side in input pixels; None picks one only when the frame would not
+                fit in the device's memory, 0 forces whole frames.
+            tile_overlap: input pixels shared by neighbouring tiles, cross-faded.
+
+        Returns:
+            (B, 3, scale*H, scale*W), not clamped; on the model's device and dtype.
+        """
+        x = self._prepare(x)
+        c = self._coeffs(coeffs, x.shape[0])
+        b, _, h, w = x.shape
+        m = self.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 2 else "reflect")
+        if tile is None:
+            tile = self.auto_tile(x.shape[2], x.shape[3], b)
+        if tile and tile % m:
+            tile += m - tile % m
+
+        def run(t: torch.Tensor) -> torch.Tensor:
+            return self._modnet.restore(t, c)
+
+        with torch.inference_mode():
+            while True:
+                try:
+                    if tile:
+                        y = tiled_apply(run, x, scale=self.scale, tile=tile, overlap=tile_overlap)
+                    else:
+                        y = run(x)
+                    break
+                except torch.OutOfMemoryError:
+                    # The estimate was optimistic: halve the tile and try again.
+                    torch.cuda.empty_cache()
+                    current = tile or max(x.shape[2], x.shape[3])
+                    if current <= 2 * tile_overlap + 16:
+                        raise
+                    tile = max(2 * tile_overlap + 16, current // 2)
+                    log.warning("out of device memory; retrying with %d px tiles", tile)
+        if ph or pw:
+            y = y[:, :, : h * self.scale, : w * self.scale]
+        return y
+
+    def _coeffs(self, coeffs: torch.Tensor | tuple[float, float] | list[float], batch: int) -> torch.Tensor:
+        c = torch.as_tensor(coeffs, dtype=torch.float64)
+        if c.ndim == 1:
+            c = c.unsqueeze(0)
+        if c.ndim != 2 or c.shape[1] != 2 or c.shape[0] not in (1, batch):
+            raise InputError(f"coefficients must be (B, 2) or one (blur, noise) pair; got shape {tuple(c.shape)} for B={batch}")
+        if not torch.isfinite(c).all() or c.min() < 0 or c.max() > 1:
+            raise InputError(f"coefficients must lie in [0, 1]; got {c.tolist()}")
+        return c.expand(batch, 2).to(self.device, self.dtype)
+
+    def auto_tile(self, h: int, w: int, batch: int) -> int:
+        """A tile side (input pixels) that keeps activations within a share of free memory; 0 = none needed."""
+        per_px = float(getattr(self._modnet, "activation_elems_per_input_pixel", 64 * self.scale**2 * 4))
+        elem = torch.finfo(self.dtype).bits // 8
+        need = per_px * elem * batch * h * w
+        budget = _memory_budget(self.device)
+        if need <= budget:
+            return 0
+        side = int(math.sqrt(budget / (per_px * elem * batch)))
+        return max(64, side - side % 16)
+
+
+def _memory_budget(device: torch.device) -> float:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return 0.7 * free
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        avail = 8 << 30
+    return 0.5 * avail
+
+
+def load_model(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> ModulatedModel:
+    """Loads a modulated model, recognising its architecture and hyperparameters from the weights.
+
+    Args:
+        source: a bundled model's name (``"default"``), a path to ``.pth``/``.pt``/``.safetensors``,
+            or a state dict (``params_ema`` or ``params`` wrappers are unwrapped).
+        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
+        dtype: float32 everywhere; float16/bfloat16 keep half-precision weights (meant for CUDA).
+
+    Returns:
+        The model, in eval mode, on ``device`` in ``dtype``.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt or truncated, or its tensors do not fit.
+        UnsafeCheckpointError: a pickle that would run code (refused without running it).
+        UnknownArchitectureError: the weights match no architecture; names the closest one.
+    """
+    dev = torch.device(device)
+    if dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        raise InputError(f"unsupported dtype {dtype}; use torch.float32, float16 or bfloat16")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {dev} requested but CUDA is not available here")
+    if dtype in (torch.float16, torch.bfloat16) and dev.type == "cpu":
+        log.warning("%s on the CPU is slow and only for testing; use float32", dtype)
+    sd, name = _resolve(source)
+    arch_name, config = _detect(sd, name)
+    arch = ARCHITECTURES[arch_name]
+    with torch.device("meta"):
+        net = arch.build(config)
+    _load_into(net, sd, name, arch_name)
+    net.eval().requires_grad_(False)
+    net.to(dev, dtype)
+    channels_last = dev.type == "cuda"
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    return ModulatedModel(net, name=name, arch=arch_name, device=dev, dtype=dtype, channels_last=channels_last)
+
+
+def _resolve(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[StateDict, str]:
+    if isinstance(source, Mapping):
+        return unwrap_state_dict(source), "state dict"
+    s = os.fspath(source)
+    if s in BUNDLED_MODELS:
+        path = bundled_model_path(s)
+        if path is None:
+            raise CheckpointError(
+                f"bundled model {s!r} is not present in this install ({_WEIGHTS_DIR / BUNDLED_MODELS[s]} missing)"
+            )
+        return read_state_dict(path), s
+    p = Path(s).expanduser()
+    if not p.exists() and os.sep not in s and "." not in s:
+        raise CheckpointError(f"{s!r} is neither a bundled model ({', '.join(BUNDLED_MODELS)}) nor an existing file")
+    return read_state_dict(p), p.name
+
+
+def _detect(sd: StateDict, name: str) -> tuple[str, Any]:
+    for arch in ARCHITECTURES.values():
+        config = arch.detect(sd)
+        if config is not None:
+            return arch.name, config
+    closest, score, missing, unexpected = closest_architecture(set(sd))
+    raise UnknownArchitectureError(
+        f"{name}: not a known modulated architecture; closest is {closest!r} "
+        f"({score:.0%} of the key layout in common): {_key_summary(missing, unexpected)}"
+    )
+
+
+def _key_summary(missing: list[str], unexpected: list[str], shown: int = 4) -> str:
+    def part(label: str, keys: list[str]) -> str:
+        if not keys:
+            return f"0 {label}"
+        more = f", ... (+{len(keys) - shown})" if len(keys) > shown else ""
+        return f"{len(keys)} {label} ({', '.join(keys[:shown])}{more})"
+
+    return f"{part('missing', missing)}; {part('unexpected', unexpected)}"
+
+
+def _load_into(net: nn.Module, sd: StateDict, name: str, arch: str) -> None:
+    expected = net.state_dict()
+    missing = sorted(k for k in expected if k not in sd)
+    unexpected = sorted(k for k in sd if k not in expected)
+    if missing or unexpected:
+        raise CheckpointError(f"{name}: does not match the {arch} layout it resembles: {_key_summary(missing, unexpected)}")
+    wrong = [f"{k} {tuple(sd[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items() if sd[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError(f"{name}: {len(wrong)} tensors of the wrong shape for {arch}: {', '.join(wrong[:4])}")
+    bad = [k for k, v in sd.items() if not v.is_floating_point()]
+    if bad:
+        raise CheckpointError(f"{name}: non-floating-point tensors where weights belong: {', '.join(bad[:4])}")
+    net.load_state_dict({k: v.float() if v.dtype != torch.float64 else v for k, v in sd.items()}, strict=True, assign=True)

@@ -1,0 +1,97 @@
+"""The one tiling routine: splits a batch of frames into overlapping tiles, runs a function on each,
+and blends the results with feathered weights so that no seam shows.
+
+Coefficients stay per frame: the caller's function sees every tile of every frame of the batch
+with that frame's coefficients, never per-tile values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["DEFAULT_TILE_OVERLAP", "tile_starts", "tiled_apply"]
+
+#: Overlap between neighbouring tiles, in input pixels.
+DEFAULT_TILE_OVERLAP = 32
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length``, neighbours overlapping by at least ``overlap``."""
+    if tile >= length:
+        return [0]
+    if overlap >= tile:
+        raise ValueError(f"tile overlap ({overlap}) must be smaller than the tile ({tile})")
+    count = math.ceil((length - overlap) / (tile - overlap))
+    if count <= 1:
+        return [0]
+    # Spread the tiles evenly: every overlap is at least `overlap`, none much larger.
+    span = length - tile
+    return [round(i * span / (count - 1)) for i in range(count)]
+
+
+def _ramp(size: int, lead: int, trail: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """1-D weights: raised-cosine rise over ``lead`` samples, flat, fall over ``trail`` samples."""
+    w = torch.ones(size, device=device, dtype=dtype)
+    for n, sl in ((lead, slice(0, lead)), (trail, slice(size - trail, size))):
+        if n > 0:
+            t = (torch.arange(n, device=device, dtype=dtype) + 0.5) / n
+            rise = 0.5 - 0.5 * torch.cos(math.pi * t)
+            w[sl] = rise if sl.start == 0 else rise.flip(0)
+    return w
+
+
+def tiled_apply(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    scale: int,
+    tile: int,
+    overlap: int = DEFAULT_TILE_OVERLAP,
+) -> torch.Tensor:
+    """Applies ``fn`` (B,C,h,w) -> (B,C',s*h,s*w) tile by tile over ``x`` and blends the tiles.
+
+    Args:
+        fn: the per-tile function; it sees the whole batch for each tile position.
+        x: (B, C, H, W) input.
+        scale: the ratio between output and input size.
+        tile: the largest tile side, in input pixels.
+        overlap: how much neighbouring tiles share, in input pixels; the shared band is
+            cross-faded with raised-cosine weights.
+
+    Returns:
+        (B, C', s*H, s*W), equal to ``fn(x)`` up to the tiles' loss of context at their borders.
+    """
+    if tile <= 0:
+        raise ValueError(f"tile must be positive, not {tile}")
+    _, _, h, w = x.shape
+    if tile >= h and tile >= w:
+        return fn(x)
+    overlap = min(overlap, tile // 2)
+    ys = tile_starts(h, tile, overlap)
+    xs = tile_starts(w, tile, overlap)
+    th, tw = min(tile, h), min(tile, w)
+    out: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    for iy, y0 in enumerate(ys):
+        for ix, x0 in enumerate(xs):
+            piece = fn(x[:, :, y0 : y0 + th, x0 : x0 + tw])
+            if out is None:
+                out = piece.new_zeros((piece.shape[0], piece.shape[1], h * scale, w * scale))
+                weight = piece.new_zeros((1, 1, h * scale, w * scale))
+            # Each side fades over the band it shares with its neighbour (none at the frame's edge).
+            top = (ys[iy - 1] + th - y0) * scale if iy > 0 else 0
+            bottom = (y0 + th - ys[iy + 1]) * scale if iy + 1 < len(ys) else 0
+            left = (xs[ix - 1] + tw - x0) * scale if ix > 0 else 0
+            right = (x0 + tw - xs[ix + 1]) * scale if ix + 1 < len(xs) else 0
+            wy = _ramp(th * scale, top, bottom, piece.device, piece.dtype)
+            wx = _ramp(tw * scale, left, right, piece.device, piece.dtype)
+            wt = wy[:, None] * wx[None, :]
+            ys0, xs0 = y0 * scale, x0 * scale
+            out[:, :, ys0 : ys0 + th * scale, xs0 : xs0 + tw * scale] += piece * wt
+            assert weight is not None
+            weight[:, :, ys0 : ys0 + th * scale, xs0 : xs0 + tw * scale] += wt
+    assert out is not None and weight is not None
+    return out / weight
