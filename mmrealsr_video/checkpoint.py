@@ -69,7 +69,9 @@ def _read_pickle(p: Path) -> Any:
                 f"{p}: refused: not a plain PyTorch weights file (the weights-only reader rejects it); "
                 "it was not executed"
             ) from None
-        raise CheckpointError(f"{p}: corrupt or truncated checkpoint ({msg.splitlines()[0] if msg else e!r})") from None
+        raise CheckpointError(
+            f"{p}: corrupt or truncated checkpoint ({msg.splitlines()[0] if msg else e!r})"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, KeyError, ValueError, IndexError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{p}: corrupt or truncated checkpoint: {first[:200]}") from None

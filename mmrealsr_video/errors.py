@@ -8,8 +8,8 @@ __all__ = [
     "InputError",
     "MMRealSRVideoError",
     "OutputError",
-    "UnsafeCheckpointError",
     "UnknownArchitectureError",
+    "UnsafeCheckpointError",
 ]
 
 

@@ -166,7 +166,9 @@ class ModulatedModel:
         if c.ndim == 1:
             c = c.unsqueeze(0)
         if c.ndim != 2 or c.shape[1] != 2 or c.shape[0] not in (1, batch):
-            raise InputError(f"coefficients must be (B, 2) or one (blur, noise) pair; got shape {tuple(c.shape)} for B={batch}")
+            raise InputError(
+                f"coefficients must be (B, 2) or one (blur, noise) pair; got shape {tuple(c.shape)} for B={batch}"
+            )
         if not torch.isfinite(c).all() or c.min() < 0 or c.max() > 1:
             raise InputError(f"coefficients must lie in [0, 1]; got {c.tolist()}")
         return c.expand(batch, 2).to(self.device, self.dtype)
@@ -234,7 +236,9 @@ def load_model(
     channels_last = dev.type == "cuda"
     if channels_last:
         net.to(memory_format=torch.channels_last)
-    return ModulatedModel(net, name=name, arch=arch_name, device=dev, dtype=dtype, channels_last=channels_last)
+    return ModulatedModel(
+        net, name=name, arch=arch_name, device=dev, dtype=dtype, channels_last=channels_last
+    )
 
 
 def _resolve(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[StateDict, str]:
@@ -250,7 +254,9 @@ def _resolve(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[StateD
         return read_state_dict(path), s
     p = Path(s).expanduser()
     if not p.exists() and os.sep not in s and "." not in s:
-        raise CheckpointError(f"{s!r} is neither a bundled model ({', '.join(BUNDLED_MODELS)}) nor an existing file")
+        raise CheckpointError(
+            f"{s!r} is neither a bundled model ({', '.join(BUNDLED_MODELS)}) nor an existing file"
+        )
     return read_state_dict(p), p.name
 
 
@@ -281,11 +287,23 @@ def _load_into(net: nn.Module, sd: StateDict, name: str, arch: str) -> None:
     missing = sorted(k for k in expected if k not in sd)
     unexpected = sorted(k for k in sd if k not in expected)
     if missing or unexpected:
-        raise CheckpointError(f"{name}: does not match the {arch} layout it resembles: {_key_summary(missing, unexpected)}")
-    wrong = [f"{k} {tuple(sd[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items() if sd[k].shape != v.shape]
+        raise CheckpointError(
+            f"{name}: does not match the {arch} layout it resembles: {_key_summary(missing, unexpected)}"
+        )
+    wrong = [
+        f"{k} {tuple(sd[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in expected.items()
+        if sd[k].shape != v.shape
+    ]
     if wrong:
-        raise CheckpointError(f"{name}: {len(wrong)} tensors of the wrong shape for {arch}: {', '.join(wrong[:4])}")
+        raise CheckpointError(
+            f"{name}: {len(wrong)} tensors of the wrong shape for {arch}: {', '.join(wrong[:4])}"
+        )
     bad = [k for k, v in sd.items() if not v.is_floating_point()]
     if bad:
-        raise CheckpointError(f"{name}: non-floating-point tensors where weights belong: {', '.join(bad[:4])}")
-    net.load_state_dict({k: v.float() if v.dtype != torch.float64 else v for k, v in sd.items()}, strict=True, assign=True)
+        raise CheckpointError(
+            f"{name}: non-floating-point tensors where weights belong: {', '.join(bad[:4])}"
+        )
+    net.load_state_dict(
+        {k: v.float() if v.dtype != torch.float64 else v for k, v in sd.items()}, strict=True, assign=True
+    )

@@ -40,7 +40,9 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    mmrrdbnet.ARCH: Architecture(mmrrdbnet.ARCH, mmrrdbnet.detect, mmrrdbnet.MMRRDBNet, mmrrdbnet.MMRRDBNetConfig),
+    mmrrdbnet.ARCH: Architecture(
+        mmrrdbnet.ARCH, mmrrdbnet.detect, mmrrdbnet.MMRRDBNet, mmrrdbnet.MMRRDBNetConfig
+    ),
     compact.ARCH: Architecture(compact.ARCH, compact.detect, compact.CompactNet, compact.CompactConfig),
 }
 

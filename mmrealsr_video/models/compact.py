@@ -70,7 +70,9 @@ class CompactEstimator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Centre the input so that the first layer sees signal around zero.
         x = x - 0.5
-        out = [head(branch(x).mean(dim=(2, 3))) for branch, head in zip(self.branches, self.heads, strict=True)]
+        out = [
+            head(branch(x).mean(dim=(2, 3))) for branch, head in zip(self.branches, self.heads, strict=True)
+        ]
         return torch.sigmoid(torch.cat(out, dim=1))
 
 
@@ -140,7 +142,13 @@ def flops_per_input_pixel(c: CompactConfig, *, estimator: bool = False) -> float
 
 def detect(sd: Mapping[str, torch.Tensor]) -> CompactConfig | None:
     """Infers the compact model's hyperparameters from its state dict; None if it is not one."""
-    need = ("conv_first.weight", "modulation.weight", "conv_last.weight", "dd_embed.0.weight", "de_net.branches.0.0.weight")
+    need = (
+        "conv_first.weight",
+        "modulation.weight",
+        "conv_last.weight",
+        "dd_embed.0.weight",
+        "de_net.branches.0.0.weight",
+    )
     if any(k not in sd for k in need):
         return None
     nf = sd["conv_first.weight"].shape[0]
@@ -150,7 +158,7 @@ def detect(sd: Mapping[str, torch.Tensor]) -> CompactConfig | None:
         return None
     num_conv = 1 + max(int(m.group(1)) for k in sd if (m := re.match(r"body\.(\d+)\.weight$", k)))
     embed_dim, num_degradation = sd["dd_embed.0.weight"].shape
-    feats = []
+    feats: list[int] = []
     while f"de_net.branches.0.{2 * len(feats)}.weight" in sd:
         feats.append(int(sd[f"de_net.branches.0.{2 * len(feats)}.weight"].shape[0]))
     return CompactConfig(

@@ -48,7 +48,9 @@ class MMRRDBNetConfig:
             raise ValueError(f"mmrrdbnet: scale must be 1, 2 or 4, not {self.scale}")
         n = len(self.de_num_feats)
         if not (n == len(self.de_num_blocks) == len(self.de_downscales)) or n == 0:
-            raise ValueError("mmrrdbnet: de_num_feats, de_num_blocks and de_downscales must have one entry per stage")
+            raise ValueError(
+                "mmrrdbnet: de_num_feats, de_num_blocks and de_downscales must have one entry per stage"
+            )
         if any(d not in (1, 2) for d in self.de_downscales):
             raise ValueError(f"mmrrdbnet: estimator downscales must be 1 or 2, not {self.de_downscales}")
         for name in ("num_feat", "num_block", "num_grow_ch", "num_degradation", "embed_dim", "am_hidden"):
@@ -101,12 +103,16 @@ class DEResNet(nn.Module):
     ) -> None:
         super().__init__()
         self.num_degradation = num_degradation
-        self.conv_first = nn.ModuleList(nn.Conv2d(num_in_ch, num_feats[0], 3, 1, 1) for _ in range(num_degradation))
+        self.conv_first = nn.ModuleList(
+            nn.Conv2d(num_in_ch, num_feats[0], 3, 1, 1) for _ in range(num_degradation)
+        )
         self.body = nn.ModuleList(
             nn.Sequential(*_de_branch(num_feats, num_blocks, downscales)) for _ in range(num_degradation)
         )
         self.fc_degree = nn.ModuleList(
-            nn.Sequential(nn.Linear(num_feats[-1], hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1), nn.Sigmoid())
+            nn.Sequential(
+                nn.Linear(num_feats[-1], hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1), nn.Sigmoid()
+            )
             for _ in range(num_degradation)
         )
 
@@ -118,7 +124,9 @@ class DEResNet(nn.Module):
         return torch.stack(degrees, dim=1)
 
 
-def _de_branch(num_feats: tuple[int, ...], num_blocks: tuple[int, ...], downscales: tuple[int, ...]) -> list[nn.Module]:
+def _de_branch(
+    num_feats: tuple[int, ...], num_blocks: tuple[int, ...], downscales: tuple[int, ...]
+) -> list[nn.Module]:
     layers: list[nn.Module] = []
     last = len(num_feats) - 1
     for stage, (feat, blocks, down) in enumerate(zip(num_feats, num_blocks, downscales, strict=True)):
@@ -141,19 +149,23 @@ class MMRRDBNet(nn.Module):
         self.scale = c.scale
         self.size_multiple = {4: 1, 2: 2, 1: 4}[c.scale]
         in_ch = c.num_in_ch * self.size_multiple**2
+        # Registration order = the released state dict's key order.
         self.conv_first = nn.Conv2d(in_ch, c.num_feat, 3, 1, 1)
         self.body = nn.Sequential(*(_RRDB(c.num_feat, c.num_grow_ch) for _ in range(c.num_block)))
+        self.am_list = nn.ModuleList(
+            AffineModulate(c.embed_dim, c.num_feat, c.am_hidden) for _ in range(c.num_block)
+        )
         self.conv_body = nn.Conv2d(c.num_feat, c.num_feat, 3, 1, 1)
         self.conv_up1 = nn.Conv2d(c.num_feat, c.num_feat, 3, 1, 1)
         self.conv_up2 = nn.Conv2d(c.num_feat, c.num_feat, 3, 1, 1)
         self.conv_hr = nn.Conv2d(c.num_feat, c.num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(c.num_feat, c.num_out_ch, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
-        self.dd_embed = nn.Sequential(nn.Linear(c.num_degradation, c.embed_dim), nn.ReLU(inplace=True))
-        self.am_list = nn.ModuleList(AffineModulate(c.embed_dim, c.num_feat, c.am_hidden) for _ in range(c.num_block))
         self.de_net = DEResNet(
             c.num_in_ch, c.num_degradation, c.de_num_feats, c.de_num_blocks, c.de_downscales, c.de_hidden
         )
+        self.dd_embed = nn.Sequential(nn.Linear(c.num_degradation, c.embed_dim), nn.ReLU(inplace=True))
+        self.activation_elems_per_input_pixel = 4 * c.num_feat * c.scale * c.scale
         scaled_init([self], 0.1)
 
     def estimate(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,7 +202,13 @@ def detect(sd: Mapping[str, torch.Tensor]) -> MMRRDBNetConfig | None:
     layout; a stride cannot be read from a weight's shape). Equivalent stage splits build the same
     network with the same key names.
     """
-    required = ("conv_first.weight", "conv_body.weight", "conv_last.weight", "dd_embed.0.weight", "am_list.0.fc.0.weight")
+    required = (
+        "conv_first.weight",
+        "conv_body.weight",
+        "conv_last.weight",
+        "dd_embed.0.weight",
+        "am_list.0.fc.0.weight",
+    )
     if any(k not in sd for k in required) or "de_net.conv_first.0.weight" not in sd:
         return None
     in_ch = _shape(sd, "conv_first.weight")[1]

@@ -1,0 +1,202 @@
+"""The ``mmrealsr-video`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from mmrealsr_video import __version__
+from mmrealsr_video.coefficients import COEFFICIENT_NAMES, parse_coefficient
+from mmrealsr_video.errors import InputError, MMRealSRVideoError, OutputError
+
+__all__ = ["main"]
+
+log = logging.getLogger("mmrealsr_video")
+
+_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _precision(name: str | None, device: str) -> torch.dtype:
+    if name is None:
+        # Half weights on GPUs (as Real-ESRGAN's tools do); float32 on the CPU.
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    return _PRECISIONS[name]
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import av
+    import numpy
+
+    from mmrealsr_video.model import BUNDLED_MODELS, bundled_model_path
+
+    try:
+        import vapoursynth
+
+        vs_version = str(vapoursynth.__version__)
+    except ImportError:
+        vs_version = "not installed (pip install 'mmrealsr-video[vapoursynth]')"
+    print(f"mmrealsr-video {__version__}")
+    print(f"python       {sys.version.split()[0]}")
+    print(f"torch        {torch.__version__} (CUDA build {torch.version.cuda or 'none'})")
+    print(f"av           {av.__version__} (FFmpeg {getattr(av, 'ffmpeg_version_info', '?')})")
+    print(f"vapoursynth  {vs_version}")
+    print(f"numpy        {numpy.__version__}")
+    print("devices:")
+    print(f"  cpu        {torch.get_num_threads()} threads")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            print(f"  cuda:{i}     {p.name}, {p.total_memory / 2**30:.1f} GiB")
+    else:
+        print("  cuda       not available")
+    print("bundled models:")
+    for name, fname in BUNDLED_MODELS.items():
+        path = bundled_model_path(name)
+        if path is None:
+            print(f"  {name:10} missing ({fname} is not in this install)")
+            continue
+        from mmrealsr_video.model import load_model
+
+        m = load_model(name)
+        params = sum(p.numel() for p in m.net.parameters())
+        print(f"  {name:10} {m.arch} x{m.scale}, {params / 1e6:.2f} M parameters ({path})")
+    return 0
+
+
+def _cmd_image(args: argparse.Namespace) -> int:
+    from mmrealsr_video.images import from_tensor, read_image, to_tensor, write_image
+    from mmrealsr_video.model import load_model
+
+    src, dst = Path(args.input), Path(args.output)
+    if dst.resolve() == src.resolve():
+        raise OutputError(f"{dst}: the output would overwrite the input")
+    if dst.exists() and not args.force:
+        raise OutputError(f"{dst}: already exists (pass --force to overwrite)")
+    if not dst.parent.is_dir():
+        raise OutputError(f"{dst.parent}: output folder does not exist")
+    blur = parse_coefficient(args.blur, field="--blur")
+    noise = parse_coefficient(args.noise, field="--noise")
+    device = _device(args.device)
+    model = load_model(args.model, device=device, dtype=_precision(args.precision, device))
+    rgb, alpha = read_image(src)
+    x = to_tensor(rgb)
+    t0 = time.perf_counter()
+    auto = model.estimate(x)[0].float().tolist()
+    coeffs = [v.resolve(a) for v, a in zip((blur, noise), auto, strict=True)]
+    y = model.restore(x, torch.tensor([coeffs]), tile=args.tile, tile_overlap=args.tile_overlap)
+    if args.outscale is not None and args.outscale != model.scale:
+        h, w = round(x.shape[2] * args.outscale), round(x.shape[3] * args.outscale)
+        y = torch.nn.functional.interpolate(
+            y.float(), size=(h, w), mode="bicubic", antialias=True, align_corners=False
+        )
+    out = from_tensor(y, rgb.dtype.type)
+    if alpha is not None:
+        import cv2
+
+        alpha = cv2.resize(alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_LINEAR)
+    write_image(dst, out, alpha, force=args.force)
+    elapsed = time.perf_counter() - t0
+    desc = ", ".join(
+        f"{n} {c:.3f} (auto {a:.3f})" for n, c, a in zip(COEFFICIENT_NAMES, coeffs, auto, strict=True)
+    )
+    print(
+        f"{src} -> {dst}: {rgb.shape[1]}x{rgb.shape[0]} -> {out.shape[1]}x{out.shape[0]}, {desc}, "
+        f"model {model.name} ({model.arch}) on {model.device}, {elapsed:.2f} s"
+    )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from training.train import train
+    except ImportError as e:
+        raise InputError(f"training is not available in this install: {e}") from None
+    final = train(args.config, args.run_dir, resume=args.resume)
+    print(f"final model: {final}")
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mmrealsr-video",
+        description="Restore old and degraded video with MM-RealSR (blur and noise knobs, automatic or by hand).",
+    )
+    p.add_argument("--version", action="version", version=f"mmrealsr-video {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("info", help="versions, devices and bundled models").set_defaults(func=_cmd_info)
+
+    img = sub.add_parser("image", help="restore one still image")
+    img.add_argument("input", help="image file (PNG, JPEG, TIFF 8/16-bit, WebP)")
+    img.add_argument("output", help="where to write the result (type from the extension)")
+    img.add_argument(
+        "--model", default="default", help="bundled model name or weights file (.pth/.safetensors)"
+    )
+    img.add_argument("--blur", default="auto", help="number in [0,1], 'auto', or relative to auto like +0.1")
+    img.add_argument("--noise", default="auto", help="number in [0,1], 'auto', or relative to auto like -0.2")
+    img.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if available)")
+    img.add_argument(
+        "--precision", choices=sorted(_PRECISIONS), help="default: fp16 on CUDA, fp32 on the CPU"
+    )
+    img.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="tile side in input pixels (default: only when needed; 0: never)",
+    )
+    img.add_argument(
+        "--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)"
+    )
+    img.add_argument(
+        "--outscale", type=float, default=None, help="final scale, by a high-quality resize after the model"
+    )
+    img.add_argument("--force", action="store_true", help="overwrite an existing output")
+    img.set_defaults(func=_cmd_image)
+
+    tr = sub.add_parser("train", help="train or fine-tune a modulated model from a TOML config")
+    tr.add_argument("config", help="training config (.toml); see training/configs/")
+    tr.add_argument("--run-dir", default=None, help="run folder (default: runs/<config name>)")
+    tr.add_argument(
+        "--resume", default="auto", help="auto (continue the run folder's last state), none, or a state file"
+    )
+    tr.set_defaults(func=_cmd_train)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mmrealsr-video`` command."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except MMRealSRVideoError as e:
+        print(f"mmrealsr-video: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mmrealsr-video: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
