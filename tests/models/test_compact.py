@@ -58,3 +58,32 @@ def test_modulation_reaches_the_output() -> None:
     model = load_model(net.state_dict())
     x = torch.rand(1, 3, 16, 16)
     assert (model.restore(x, (0.0, 0.0)) - model.restore(x, (1.0, 1.0))).abs().max() > 1e-3
+
+
+def test_exports_to_onnx_and_runs_there(tmp_path: Path) -> None:
+    """Plain convolutions, no data-dependent control flow: the generator and the estimator export."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    torch.manual_seed(0)
+    net = CompactNet(CompactConfig(num_feat=8, num_conv=3)).eval()
+    torch.nn.init.normal_(net.modulation.weight, std=0.2)
+    x = torch.rand(2, 3, 24, 20)
+    coeffs = torch.tensor([[0.2, 0.8], [0.6, 0.1]])
+
+    class Estimator(torch.nn.Module):
+        def __init__(self, inner: CompactNet) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, frames: torch.Tensor) -> torch.Tensor:
+            return self.inner.estimate(frames)
+
+    for name, module, inputs in (("restore", net, (x, coeffs)), ("estimate", Estimator(net), (x,))):
+        path = tmp_path / f"{name}.onnx"
+        torch.onnx.export(module, inputs, str(path), dynamo=True, optimize=False, verbose=False)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs, strict=True)}
+        (result,) = session.run(None, feeds)
+        with torch.no_grad():
+            expected = module(*inputs)
+        torch.testing.assert_close(torch.from_numpy(result), expected, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,253 @@
+"""Tests of the held-out evaluation: metric helpers on known inputs, and ``evaluate`` end to end on
+small photographs made here, with a random compact model and with a hand-made oracle model."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import cast
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage import data as skdata
+
+from mmrealsr_video.errors import InputError
+from mmrealsr_video.model import ModulatedModel, load_model
+from mmrealsr_video.models.compact import CompactConfig, CompactNet
+from training import evaluate as ev
+
+CROP = 64
+PHOTOS = ("astronaut", "coffee", "chelsea")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three textured 96x96 photographs and one too small for the crop."""
+    d = tmp_path_factory.mktemp("photos")
+    for name in PHOTOS:
+        rgb = getattr(skdata, name)()
+        h, w = rgb.shape[:2]
+        s = min(h, w) // 2
+        centre = rgb[(h - s) // 2 : (h + s) // 2, (w - s) // 2 : (w + s) // 2]
+        small = cv2.resize(centre, (96, 96), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(d / f"{name}.png"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    tiny = cv2.resize(skdata.rocket(), (40, 30), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(d / "zz_tiny.jpg"), tiny)
+    (d / "notes.txt").write_text("not a photograph")
+    return d
+
+
+@pytest.fixture(scope="module")
+def compact_model() -> ModulatedModel:
+    torch.manual_seed(0)
+    sd = CompactNet(CompactConfig(num_feat=8, num_conv=2)).state_dict()
+    # The modulation starts at zero; make the coefficients matter, as after training.
+    sd["modulation.weight"] = torch.randn_like(sd["modulation.weight"]) * 0.1
+    return load_model(sd)
+
+
+class _OracleModel:
+    """Hand-made "model" that does the right things: estimates from image statistics, smooths more
+    for a larger noise coefficient and sharpens more for a larger blur coefficient."""
+
+    name = "oracle"
+    scale = 4
+
+    def estimate(self, x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for img in x:
+            y = ev.luma(img.permute(1, 2, 0).numpy())
+            noise = math.tanh(20.0 * ev.high_pass_std(y, sigma=1.0))
+            blur = 1.0 - math.tanh(20.0 * ev.laplacian_variance(y))
+            out.append([blur, noise])
+        return torch.tensor(out, dtype=torch.float32)
+
+    def restore(self, x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        out = []
+        for img, (blur, noise) in zip(up, coeffs.tolist(), strict=True):
+            a = img.permute(1, 2, 0).numpy().astype(np.float64)
+            a = cv2.GaussianBlur(a, (0, 0), 0.1 + 2.0 * noise)
+            a = a + 2.0 * blur * (a - cv2.GaussianBlur(a, (0, 0), 1.5))
+            out.append(torch.from_numpy(a).permute(2, 0, 1).float())
+        return torch.stack(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Metric helpers
+
+
+def _texture(seed: int = 0, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.random((size, size)), (0, 0), 1.0)
+
+
+def test_luma_range() -> None:
+    assert ev.luma(np.zeros((2, 2, 3))) == pytest.approx(np.full((2, 2), 16 / 255))
+    assert ev.luma(np.ones((2, 2, 3))) == pytest.approx(np.full((2, 2), 235 / 255))
+
+
+def test_psnr_known_values() -> None:
+    a = np.full((8, 8), 0.5)
+    assert ev.psnr(a, a) == ev.PSNR_CAP_DB
+    assert ev.psnr(a, a + 0.1) == pytest.approx(20.0)
+    assert ev.psnr(a, a + 0.01) == pytest.approx(40.0)
+
+
+def test_ssim_known_values() -> None:
+    a = _texture()
+    assert ev.ssim(a, a) == pytest.approx(1.0)
+    assert ev.ssim(a, cv2.GaussianBlur(a, (0, 0), 2.0)) < 0.95
+
+
+def test_laplacian_variance_sharp_above_blurred() -> None:
+    y = _texture()
+    assert ev.laplacian_variance(y) > ev.laplacian_variance(cv2.GaussianBlur(y, (0, 0), 1.5))
+    assert ev.laplacian_variance(np.full((16, 16), 0.3)) == pytest.approx(0.0)
+
+
+def test_high_pass_std_noisy_above_clean() -> None:
+    y = cv2.GaussianBlur(_texture(), (0, 0), 4.0)
+    noisy = y + np.random.default_rng(1).normal(0.0, 0.05, y.shape)
+    assert ev.high_pass_std(noisy) > 2 * ev.high_pass_std(y)
+    mask = ev.flat_mask(y)
+    assert ev.high_pass_std(noisy, mask) > ev.high_pass_std(y, mask)
+
+
+def test_flat_mask_picks_flat_half() -> None:
+    y = np.full((64, 64), 0.5)
+    y[:, 32:] = _texture(size=64)[:, 32:]
+    mask = ev.flat_mask(y, fraction=0.25)
+    assert mask[:, :28].all()  # ties at zero local std are all kept
+    assert not mask[:, 36:].any()  # and nothing of the textured side
+    assert ev.flat_mask(_texture(), fraction=0.25).mean() == pytest.approx(0.25, abs=0.01)
+    assert ev.flat_mask(np.zeros((8, 8))).all()  # never empty
+
+
+@pytest.mark.parametrize(
+    ("values", "increasing", "expected"),
+    [
+        ([1, 2, 3, 4], True, True),
+        ([4, 3, 2, 1], False, True),
+        ([4, 3, 2, 1], True, False),
+        ([1, 2, 1.5, 4], True, False),
+        ([1.0, 2.0, 2.0 - 1e-5, 3.0], True, True),  # a step back within 1e-4 relative
+        ([1.0, 2.0, 2.0 - 1e-3, 3.0], True, False),  # beyond it
+        ([2.0, 2.0, 2.0], True, False),  # flat: the knob does nothing
+        ([2.0, 2.0, 2.0], False, False),
+        ([1.0, float("nan"), 3.0], True, False),
+        ([1.0], True, False),
+    ],
+)
+def test_is_monotone(values: list[float], increasing: bool, expected: bool) -> None:
+    assert ev.is_monotone(values, increasing=increasing) is expected
+
+
+def test_spearman() -> None:
+    assert ev.spearman([0, 1, 2, 3], [0.1, 0.2, 0.5, 0.9]) == (pytest.approx(1.0), True)
+    assert ev.spearman([0, 1, 2, 3], [0.9, 0.5, 0.2, 0.1]) == (pytest.approx(-1.0), True)
+    assert ev.spearman([0, 1, 2, 3], [0.4, 0.4, 0.4, 0.4]) == (0.0, False)
+    assert ev.spearman([0, 1, 2, 3], [0.4, 0.4 + 1e-8, 0.4, 0.4]) == (0.0, False)
+
+
+def test_protocol_constants() -> None:
+    assert len(ev.NOISE_LEVELS) == 7 and ev.NOISE_LEVELS[0] == 0 and ev.NOISE_LEVELS[-1] == 30
+    assert len(ev.BLUR_LEVELS) == 7 and ev.BLUR_LEVELS[0] == 0.2 and ev.BLUR_LEVELS[-1] == 3.0
+    assert len(ev.COEFF_STEPS) == 11 and ev.COEFF_STEPS[0] == 0 and ev.COEFF_STEPS[-1] == 1
+    assert all(v in ev.COEFF_STEPS for v in ev.CONTACT_SHEET_VALUES)
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluate()
+
+
+def _check_shapes(report: ev.EvaluationReport, n: int) -> None:
+    assert len(report.images) == n
+    for r in report.images:
+        assert len(r.noise_estimates) == len(ev.NOISE_LEVELS)
+        assert len(r.blur_estimates) == len(ev.BLUR_LEVELS)
+        assert all(0.0 <= v <= 1.0 for v in (*r.noise_estimates, *r.blur_estimates, *r.auto_coeffs))
+        assert -1.0 <= r.noise_spearman <= 1.0 and -1.0 <= r.blur_spearman <= 1.0
+        if not r.noise_spearman_defined:
+            assert r.noise_spearman == 0.0
+        assert len(r.noise_sweep_residual) == len(ev.COEFF_STEPS)
+        assert len(r.blur_sweep_sharpness) == len(ev.COEFF_STEPS)
+        assert all(math.isfinite(v) and v >= 0 for v in (*r.noise_sweep_residual, *r.blur_sweep_sharpness))
+        assert isinstance(r.noise_sweep_monotone, bool) and isinstance(r.blur_sweep_monotone, bool)
+        assert 0 < r.psnr_model <= ev.PSNR_CAP_DB and 0 < r.psnr_bicubic <= ev.PSNR_CAP_DB
+        assert -1.0 <= r.ssim_model <= 1.0 and -1.0 <= r.ssim_bicubic <= 1.0
+    for v in report.summary().values():
+        assert math.isfinite(v)
+    assert 0.0 <= report.noise_monotone_fraction <= 1.0 and 0.0 <= report.blur_monotone_fraction <= 1.0
+
+
+def test_evaluate_random_compact(photos: Path, tmp_path: Path, compact_model: ModulatedModel) -> None:
+    report = ev.evaluate(compact_model, photos, tmp_path / "out", crop=CROP)
+
+    _check_shapes(report, len(PHOTOS))  # the tiny photo is skipped, the .txt ignored
+    assert [r.name for r in report.images] == sorted(f"{p}.png" for p in PHOTOS)
+    assert report.settings["crop_lr"] == CROP // 4
+    assert report.settings["mid_jpeg_quality"] == ev.MID_JPEG
+
+    sheet = cv2.imread(report.contact_sheet)
+    assert sheet is not None
+    assert sheet.shape == (3 * len(PHOTOS) * CROP, len(ev.CONTACT_SHEET_VALUES) * CROP, 3)
+
+    saved = json.loads(Path(report.report_json).read_text())
+    assert Path(report.report_json) == tmp_path / "out" / ev.REPORT_NAME
+    assert len(saved["images"]) == len(PHOTOS)
+    assert set(saved["summary"]) == set(report.summary())
+    assert saved["summary"]["mean_psnr_gain"] == pytest.approx(report.mean_psnr_gain)
+    assert saved["settings"]["noise_levels_sigma255"] == list(ev.NOISE_LEVELS)
+    assert len(saved["goals"]) == 5
+
+    text = report.format()
+    for heading in ("Estimation", "Modulation", "Quality", "Goals", "mean"):
+        assert heading in text
+    for r in report.images:
+        assert r.name in text
+
+
+def test_evaluate_oracle_meets_ranking_and_monotone_goals(photos: Path, tmp_path: Path) -> None:
+    """A model that does the right thing passes: checks the direction of every figure."""
+    report = ev.evaluate(cast(ModulatedModel, _OracleModel()), photos, tmp_path, crop=CROP, max_images=2)
+
+    _check_shapes(report, 2)
+    assert all(r.noise_spearman_defined and r.blur_spearman_defined for r in report.images)
+    assert report.mean_noise_spearman > 0.9
+    assert report.mean_blur_spearman > 0.8
+    assert report.noise_monotone_fraction == 1.0
+    assert report.blur_monotone_fraction == 1.0
+    sheet = cv2.imread(str(tmp_path / ev.CONTACT_SHEET_NAME))
+    assert sheet is not None and sheet.shape[0] == 3 * 2 * CROP
+
+
+def test_evaluate_rejects_bad_inputs(photos: Path, tmp_path: Path, compact_model: ModulatedModel) -> None:
+    with pytest.raises(InputError, match="crop"):
+        ev.evaluate(compact_model, photos, tmp_path, crop=66)
+    with pytest.raises(InputError, match="max_images"):
+        ev.evaluate(compact_model, photos, tmp_path, crop=CROP, max_images=0)
+    with pytest.raises(InputError, match="no photographs"):
+        ev.evaluate(compact_model, tmp_path, tmp_path / "out", crop=CROP)
+    with pytest.raises(InputError, match="no such folder"):
+        ev.evaluate(compact_model, tmp_path / "missing", tmp_path / "out", crop=CROP)
+    with pytest.raises(InputError, match="at least 128x128"):
+        ev.evaluate(compact_model, photos, tmp_path / "out", crop=128)
+
+
+def test_cli(photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(1)
+    weights = tmp_path / "tiny.pth"
+    torch.save(CompactNet(CompactConfig(num_feat=8, num_conv=2)).state_dict(), weights)
+    out = tmp_path / "out"
+    argv = ["--model", str(weights), "--photos", str(photos), "--out", str(out), "--crop", str(CROP)]
+    assert ev.main([*argv, "--max-images", "1", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "Estimation" in printed and "Goals" in printed
+    assert len(json.loads((out / ev.REPORT_NAME).read_text())["images"]) == 1
+    assert (out / ev.CONTACT_SHEET_NAME).is_file()
+    assert ev.main([*argv, "--crop", "65"]) == 2

@@ -1,0 +1,816 @@
+"""MM-RealSR training-data synthesis: Real-ESRGAN's second-order degradation, rendered as controlled copies.
+
+Every random choice for a batch is drawn once into a :class:`SynthesisPlan`; each LR copy is then rendered
+from that plan at chosen strengths, so the copies differ only where they are meant to (blur for
+``more_blur``, noise and JPEG for ``more_noise``, everything at its worst for ``max_anchor``).
+:func:`synthesize` does it all for a batch; :func:`degrade_fixed` is a controlled single-level
+degradation for evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mmrealsr_video.errors import InputError
+from training._kernels import GAUSSIAN_KINDS, Kernel, fft_filter, gaussian_kernel_1d, kernel_stack
+
+__all__ = [
+    "COPY_NAMES",
+    "DEGRADED_COPIES",
+    "KERNEL_KINDS",
+    "RESIZE_MODES",
+    "BlurChoice",
+    "CopyDegradation",
+    "DegradationConfig",
+    "JpegChoice",
+    "Kernel",
+    "Noise",
+    "NoiseChoice",
+    "Resize",
+    "SamplePlan",
+    "SynthesisPlan",
+    "degrade_fixed",
+    "render",
+    "resolve",
+    "sample_plan",
+    "synthesize",
+    "usm_sharpen",
+]
+
+_log = logging.getLogger(__name__)
+
+KERNEL_KINDS = GAUSSIAN_KINDS
+RESIZE_MODES = ("area", "bilinear", "bicubic")
+#: The copies rendered from a plan.
+DEGRADED_COPIES = ("base", "more_blur", "more_noise", "max_anchor")
+#: Every LR copy :func:`synthesize` returns.
+COPY_NAMES = (*DEGRADED_COPIES, "min_anchor")
+
+Level = Literal["base", "more", "worst"]
+#: The (blur, noise-and-JPEG) strength of each rendered copy.
+_COPY_LEVELS: dict[str, tuple[Level, Level]] = {
+    "base": ("base", "base"),
+    "more_blur": ("more", "base"),
+    "more_noise": ("base", "more"),
+    "max_anchor": ("worst", "worst"),
+}
+
+# Poisson noise is drawn through its Gaussian approximation (variance = mean) at this many counts per
+# unit intensity, Real-ESRGAN's value for 8-bit images; see `Noise`.
+_POISSON_COUNTS = 256.0
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    """Ranges and probabilities of the synthesis; the defaults are MM-RealSR's released x4 configuration.
+
+    Ranges are ``(low, high)`` tuples. Noise levels are Gaussian sigmas on the 0-255 scale or Poisson
+    scales; JPEG qualities are OpenCV's 1-100. The ``blur`` / ``noise`` / ``jpeg`` switches turn a whole
+    degradation off (for tests and ablations); the released pipeline has all three on.
+
+    Attributes:
+        scale: ratio between GT and LR size.
+        blur: apply the blur kernels (both rounds and the final sinc filter).
+        noise: add noise (both rounds).
+        jpeg: JPEG-compress (both rounds).
+        kernel_list: kernel families of both rounds (see ``KERNEL_KINDS``).
+        kernel_probs: probability of each family in ``kernel_list``.
+        kernel_sizes: odd kernel sizes drawn from uniformly (7..21).
+        sinc_prob: probability of a sinc (circular low-pass) kernel instead, first round.
+        blur_sigma: kernel sigma range, first round.
+        betag_range: exponent range of the generalized Gaussian kernels.
+        betap_range: exponent range of the plateau kernels.
+        resize_prob: probabilities of resizing up / down / keeping, first round.
+        resize_range: resize factor range, first round.
+        gaussian_noise_prob: probability of Gaussian (else Poisson) noise, first round.
+        noise_range: Gaussian sigma range, first round.
+        poisson_scale_range: Poisson scale range, first round.
+        gray_noise_prob: probability that the noise is the same in all channels, first round.
+        jpeg_range: JPEG quality range, first round.
+        second_blur_prob: probability of the second round's blur (the max anchor always has it).
+        sinc_prob2, blur_sigma2, resize_prob2, resize_range2, gaussian_noise_prob2, noise_range2,
+            poisson_scale_range2, gray_noise_prob2, jpeg_range2: the same for the second round.
+        final_sinc_prob: probability of the final sinc filter at LR size.
+        blur_gap_min: the "more blur" control: least amount by which the ``more_blur`` kernel sigma
+            exceeds the base one (summed over both axes for the anisotropic families).
+        sinc_gap_min: the same for sinc kernels, as a cut-off frequency drop in radians per pixel.
+        gaussian_noise_delta: the "more noise" control: range of the extra Gaussian sigma d (s -> s + d).
+        poisson_noise_delta: range of the extra Poisson scale.
+        jpeg_quality_drop: range of the JPEG quality drop d' of the ``more_noise`` copy (q -> q - d').
+        usm_radius: unsharp-mask Gaussian radius in pixels (kernel size 2r + 1, OpenCV's sigma for it).
+        usm_weight: unsharp-mask strength.
+        usm_threshold: residuals below this (0-255 scale) are left unsharpened.
+    """
+
+    scale: int = 4
+    blur: bool = True
+    noise: bool = True
+    jpeg: bool = True
+    # first round
+    kernel_list: tuple[str, ...] = KERNEL_KINDS
+    kernel_probs: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
+    kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
+    sinc_prob: float = 0.1
+    blur_sigma: tuple[float, float] = (0.2, 3.0)
+    betag_range: tuple[float, float] = (0.5, 4.0)
+    betap_range: tuple[float, float] = (1.0, 2.0)
+    resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    gaussian_noise_prob: float = 0.5
+    noise_range: tuple[float, float] = (1.0, 30.0)
+    poisson_scale_range: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_range: tuple[int, int] = (30, 95)
+    # second round
+    second_blur_prob: float = 0.8
+    sinc_prob2: float = 0.1
+    blur_sigma2: tuple[float, float] = (0.2, 1.5)
+    resize_prob2: tuple[float, float, float] = (0.3, 0.4, 0.3)
+    resize_range2: tuple[float, float] = (0.3, 1.2)
+    gaussian_noise_prob2: float = 0.5
+    noise_range2: tuple[float, float] = (1.0, 25.0)
+    poisson_scale_range2: tuple[float, float] = (0.05, 2.5)
+    gray_noise_prob2: float = 0.4
+    jpeg_range2: tuple[int, int] = (30, 95)
+    final_sinc_prob: float = 0.8
+    # MM-RealSR's controlled differences
+    blur_gap_min: float = 0.1
+    sinc_gap_min: float = 0.1
+    gaussian_noise_delta: tuple[float, float] = (1.0, 21.0)
+    poisson_noise_delta: tuple[float, float] = (0.05, 2.05)
+    jpeg_quality_drop: tuple[int, int] = (5, 60)
+    # unsharp masking of the GT
+    usm_radius: int = 50
+    usm_weight: float = 0.5
+    usm_threshold: float = 10.0
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> InputError:
+            return InputError(f"DegradationConfig.{name}: {why} (got {getattr(self, name)!r})")
+
+        if self.scale < 1:
+            raise bad("scale", "must be a positive integer")
+        if not self.kernel_list or any(k not in KERNEL_KINDS for k in self.kernel_list):
+            raise bad("kernel_list", f"must name kernel families among {KERNEL_KINDS}")
+        if len(self.kernel_probs) != len(self.kernel_list):
+            raise bad("kernel_probs", "needs one probability per entry of kernel_list")
+        if not self.kernel_sizes or any(s < 3 or s % 2 == 0 for s in self.kernel_sizes):
+            raise bad("kernel_sizes", "must be odd sizes of at least 3")
+        for name in ("kernel_probs", "resize_prob", "resize_prob2"):
+            probs = getattr(self, name)
+            if any(p < 0 for p in probs) or not math.isclose(sum(probs), 1.0, abs_tol=1e-6):
+                raise bad(name, "must be non-negative and sum to 1")
+        for name in (
+            "sinc_prob",
+            "gaussian_noise_prob",
+            "gray_noise_prob",
+            "second_blur_prob",
+            "sinc_prob2",
+            "gaussian_noise_prob2",
+            "gray_noise_prob2",
+            "final_sinc_prob",
+        ):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise bad(name, "must be a probability in [0, 1]")
+        positive_ranges = (
+            "blur_sigma",
+            "blur_sigma2",
+            "betag_range",
+            "betap_range",
+            "noise_range",
+            "noise_range2",
+            "poisson_scale_range",
+            "poisson_scale_range2",
+            "gaussian_noise_delta",
+            "poisson_noise_delta",
+        )
+        for name in positive_ranges:
+            lo, hi = getattr(self, name)
+            if not 0.0 < lo <= hi:
+                raise bad(name, "must be a range (low, high) with 0 < low <= high")
+        for name in ("resize_range", "resize_range2"):
+            lo, hi = getattr(self, name)
+            if not 0.0 < lo <= 1.0 <= hi:
+                raise bad(name, "must be a range (low, high) with 0 < low <= 1 <= high")
+        for name in ("jpeg_range", "jpeg_range2"):
+            lo, hi = getattr(self, name)
+            if not 1 <= lo <= hi <= 100:
+                raise bad(name, "must be a quality range within 1..100")
+            if hi - lo < self.jpeg_quality_drop[1]:
+                raise bad(name, "is narrower than the largest jpeg_quality_drop")
+        lo, hi = self.jpeg_quality_drop
+        if not 0 < lo <= hi:
+            raise bad("jpeg_quality_drop", "must be a range (low, high) with 0 < low <= high")
+        for rng_name, delta_name in (
+            ("noise_range", "gaussian_noise_delta"),
+            ("noise_range2", "gaussian_noise_delta"),
+            ("poisson_scale_range", "poisson_noise_delta"),
+            ("poisson_scale_range2", "poisson_noise_delta"),
+        ):
+            lo, hi = getattr(self, rng_name)
+            if hi - lo < getattr(self, delta_name)[1]:
+                raise bad(rng_name, f"is narrower than the largest {delta_name}")
+        for name in ("blur_sigma", "blur_sigma2"):
+            lo, hi = getattr(self, name)
+            if hi - lo <= self.blur_gap_min:
+                raise bad(name, "is narrower than blur_gap_min")
+        if self.blur_gap_min < 0:
+            raise bad("blur_gap_min", "must be non-negative")
+        if not 0.0 <= self.sinc_gap_min < math.pi / 3 * 2:
+            raise bad("sinc_gap_min", "must be in [0, 2 pi / 3)")
+        if self.usm_radius < 1 or self.usm_weight < 0 or self.usm_threshold < 0:
+            raise InputError(
+                "DegradationConfig.usm_*: radius must be >= 1, weight and threshold >= 0 "
+                f"(got {self.usm_radius}, {self.usm_weight}, {self.usm_threshold})"
+            )
+
+
+# --------------------------------------------------------------------------------------------------------
+# The plan: every random choice, drawn once.
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlurChoice:
+    """One round's kernel at the three strengths: same family, size, angle and shape; only the width
+    (sigma, or the sinc cut-off) differs.
+
+    Attributes:
+        base: the "small" kernel of the base and more-noise copies.
+        more: the wider kernel of the more-blur copy.
+        worst: the widest the range allows, for the max anchor.
+        applied: whether the base / more copies are blurred in this round at all (the second round's
+            blur probability); the max anchor always is.
+    """
+
+    base: Kernel
+    more: Kernel
+    worst: Kernel
+    applied: bool = True
+
+    def at(self, level: Level) -> Kernel | None:
+        """The kernel used at ``level``, or ``None`` for no blur."""
+        if level == "worst":
+            return self.worst
+        if not self.applied:
+            return None
+        return self.more if level == "more" else self.base
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Concrete noise of one round.
+
+    The realisation is ``level * std_unit * z`` with ``z`` a standard-normal field drawn from ``seed`` at
+    the image size of the round (one channel broadcast to three when ``gray``). ``std_unit`` is
+    ``1 / 255`` for Gaussian noise and ``sqrt(intensity / 256)`` for Poisson noise (its Gaussian,
+    variance-equals-mean approximation, so that copies can share ``z`` and differ only in level).
+    """
+
+    kind: Literal["gaussian", "poisson"]
+    gray: bool
+    level: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class NoiseChoice:
+    """One round's noise at the three strengths: same kind, colour mode and realisation ``seed``."""
+
+    kind: Literal["gaussian", "poisson"]
+    gray: bool
+    base: float
+    more: float
+    worst: float
+    seed: int
+
+    def at(self, level: Level) -> Noise:
+        """The noise at ``level``."""
+        value = {"base": self.base, "more": self.more, "worst": self.worst}[level]
+        return Noise(self.kind, self.gray, value, self.seed)
+
+
+@dataclass(frozen=True)
+class JpegChoice:
+    """One round's JPEG quality at the three strengths (``more`` is lower than ``base``)."""
+
+    base: int
+    more: int
+    worst: int
+
+    def at(self, level: Level) -> int:
+        """The quality at ``level``."""
+        return {"base": self.base, "more": self.more, "worst": self.worst}[level]
+
+
+@dataclass(frozen=True)
+class Resize:
+    """A random resize: ``direction`` up / down / keep, the factor, and the interpolation mode."""
+
+    direction: Literal["up", "down", "keep"]
+    factor: float
+    mode: str
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """Every per-sample random choice. ``None`` marks a degradation switched off in the config.
+
+    Attributes:
+        blur1, noise1, jpeg1: the first round.
+        blur2, noise2, jpeg2: the second round.
+        final_sinc: the final sinc filter at LR size, or ``None`` (not drawn this time).
+        jpeg_last: True: resize to LR + sinc, then JPEG; False: JPEG, then resize + sinc.
+    """
+
+    blur1: BlurChoice | None
+    noise1: NoiseChoice | None
+    jpeg1: JpegChoice | None
+    blur2: BlurChoice | None
+    noise2: NoiseChoice | None
+    jpeg2: JpegChoice | None
+    final_sinc: Kernel | None
+    jpeg_last: bool
+
+
+@dataclass(frozen=True)
+class SynthesisPlan:
+    """The random choices of one batch. Resizes are per batch (all images keep one size), the rest per sample.
+
+    Attributes:
+        scale: GT to LR ratio.
+        resize1: the first round's resize, relative to the GT size.
+        resize2: the second round's resize, relative to the LR size.
+        final_mode: interpolation mode of the final resize to LR size.
+        samples: one plan per image of the batch.
+    """
+
+    scale: int
+    resize1: Resize
+    resize2: Resize
+    final_mode: str
+    samples: tuple[SamplePlan, ...]
+
+
+@dataclass(frozen=True)
+class CopyDegradation:
+    """The concrete degradation of one copy of one sample (the plan resolved at that copy's strengths)."""
+
+    blur1: Kernel | None
+    noise1: Noise | None
+    jpeg1: int | None
+    blur2: Kernel | None
+    noise2: Noise | None
+    jpeg2: int | None
+    final_sinc: Kernel | None
+    jpeg_last: bool
+
+
+def resolve(sample: SamplePlan, copy: str) -> CopyDegradation:
+    """The degradation that ``copy`` (one of ``DEGRADED_COPIES``) of a sample receives.
+
+    Raises:
+        InputError: for an unknown copy name.
+    """
+    if copy not in _COPY_LEVELS:
+        raise InputError(f"resolve: unknown copy {copy!r}; expected one of {DEGRADED_COPIES}")
+    blur, noise = _COPY_LEVELS[copy]
+    return CopyDegradation(
+        blur1=sample.blur1.at(blur) if sample.blur1 is not None else None,
+        noise1=sample.noise1.at(noise) if sample.noise1 is not None else None,
+        jpeg1=sample.jpeg1.at(noise) if sample.jpeg1 is not None else None,
+        blur2=sample.blur2.at(blur) if sample.blur2 is not None else None,
+        noise2=sample.noise2.at(noise) if sample.noise2 is not None else None,
+        jpeg2=sample.jpeg2.at(noise) if sample.jpeg2 is not None else None,
+        final_sinc=sample.final_sinc,
+        jpeg_last=sample.jpeg_last,
+    )
+
+
+def _gap_pair(g: np.random.Generator, lo: float, hi: float, gap_min: float) -> tuple[float, float]:
+    """Two values ``a < b`` in ``[lo, hi]`` with ``b - a >= gap_min``: the gap first, then where it sits."""
+    gap = g.uniform(min(gap_min, hi - lo), hi - lo)
+    a = g.uniform(lo, hi - gap)
+    return float(a), float(a + gap)
+
+
+def _sample_blur(
+    g: np.random.Generator,
+    cfg: DegradationConfig,
+    sigma: tuple[float, float],
+    sinc_prob: float,
+    applied: bool,
+) -> BlurChoice:
+    size = int(g.choice(cfg.kernel_sizes))
+    if g.random() < sinc_prob:
+        # Smaller cut-off = wider kernel. Real-ESRGAN's cut-off ranges: wide kernels may cut lower.
+        lo = math.pi / 3 if size < 13 else math.pi / 5
+        low_cut, high_cut = _gap_pair(g, lo, math.pi, cfg.sinc_gap_min)
+        return BlurChoice(
+            base=Kernel("sinc", size, omega_c=high_cut),
+            more=Kernel("sinc", size, omega_c=low_cut),
+            worst=Kernel("sinc", size, omega_c=lo),
+            applied=applied,
+        )
+    kind = str(g.choice(cfg.kernel_list, p=np.asarray(cfg.kernel_probs) / sum(cfg.kernel_probs)))
+    lo, hi = sigma
+    if kind.endswith("_iso") or kind == "iso":
+        sx_small, sx_large = _gap_pair(g, lo, hi, cfg.blur_gap_min)
+        sy_small, sy_large = sx_small, sx_large
+        rotation = 0.0
+    else:
+        # Each axis widens by at least half the gap, so the two together by at least the whole gap.
+        sx_small, sx_large = _gap_pair(g, lo, hi, cfg.blur_gap_min / 2)
+        sy_small, sy_large = _gap_pair(g, lo, hi, cfg.blur_gap_min / 2)
+        rotation = float(g.uniform(-math.pi, math.pi))
+    if kind.startswith("generalized"):
+        b_lo, b_hi = cfg.betag_range
+        # Half below 1 (heavier tails), half above (flatter tops), as in Real-ESRGAN.
+        beta = float(
+            g.uniform(b_lo, 1.0) if g.random() < 0.5 and b_lo < 1.0 else g.uniform(max(b_lo, 1.0), b_hi)
+        )
+    elif kind.startswith("plateau"):
+        beta = float(g.uniform(*cfg.betap_range))
+    else:
+        beta = 1.0
+
+    def make(sx: float, sy: float) -> Kernel:
+        return Kernel(kind, size, sigma_x=sx, sigma_y=sy, rotation=rotation, beta=beta)
+
+    return BlurChoice(make(sx_small, sy_small), make(sx_large, sy_large), make(hi, hi), applied=applied)
+
+
+def _sample_noise(
+    g: np.random.Generator,
+    cfg: DegradationConfig,
+    gaussian_prob: float,
+    gaussian_range: tuple[float, float],
+    poisson_range: tuple[float, float],
+    gray_prob: float,
+) -> NoiseChoice:
+    gaussian = g.random() < gaussian_prob
+    lo, hi = gaussian_range if gaussian else poisson_range
+    d_lo, d_hi = cfg.gaussian_noise_delta if gaussian else cfg.poisson_noise_delta
+    gray = bool(g.random() < gray_prob)
+    delta = float(g.uniform(d_lo, d_hi))
+    base = float(g.uniform(lo, hi - delta))
+    seed = int(g.integers(0, 2**62))
+    return NoiseChoice("gaussian" if gaussian else "poisson", gray, base, base + delta, float(hi), seed)
+
+
+def _sample_jpeg(g: np.random.Generator, cfg: DegradationConfig, q_range: tuple[int, int]) -> JpegChoice:
+    lo, hi = q_range
+    drop = int(g.integers(cfg.jpeg_quality_drop[0], cfg.jpeg_quality_drop[1] + 1))
+    more = int(g.integers(lo, hi - drop + 1))
+    return JpegChoice(base=more + drop, more=more, worst=lo)
+
+
+_DIRECTIONS: tuple[Literal["up", "down", "keep"], ...] = ("up", "down", "keep")
+
+
+def _sample_resize(g: np.random.Generator, probs: Sequence[float], rng: tuple[float, float]) -> Resize:
+    direction = _DIRECTIONS[int(g.choice(len(_DIRECTIONS), p=np.asarray(probs) / sum(probs)))]
+    if direction == "up":
+        factor = float(g.uniform(1.0, rng[1]))
+    elif direction == "down":
+        factor = float(g.uniform(rng[0], 1.0))
+    else:
+        factor = 1.0
+    return Resize(direction, factor, str(g.choice(RESIZE_MODES)))
+
+
+def sample_plan(batch_size: int, cfg: DegradationConfig, rng: torch.Generator) -> SynthesisPlan:
+    """Draws every random choice for a batch.
+
+    Args:
+        batch_size: number of images.
+        cfg: ranges and probabilities.
+        rng: the only source of randomness; one 62-bit seed is taken from it for a numpy generator.
+
+    Returns:
+        The plan; :func:`render` turns it into images, :func:`resolve` into per-copy parameters.
+    """
+    if batch_size < 1:
+        raise InputError(f"sample_plan: batch_size must be positive, got {batch_size}")
+    seed = int(torch.randint(0, 2**62, (1,), generator=rng).item())
+    g = np.random.default_rng(seed)
+    resize1 = _sample_resize(g, cfg.resize_prob, cfg.resize_range)
+    resize2 = _sample_resize(g, cfg.resize_prob2, cfg.resize_range2)
+    final_mode = str(g.choice(RESIZE_MODES))
+    samples = []
+    for _ in range(batch_size):
+        # Draw everything even when switched off, so a switch does not shift the other choices.
+        blur1 = _sample_blur(g, cfg, cfg.blur_sigma, cfg.sinc_prob, applied=True)
+        noise1 = _sample_noise(
+            g, cfg, cfg.gaussian_noise_prob, cfg.noise_range, cfg.poisson_scale_range, cfg.gray_noise_prob
+        )
+        jpeg1 = _sample_jpeg(g, cfg, cfg.jpeg_range)
+        blur2 = _sample_blur(
+            g, cfg, cfg.blur_sigma2, cfg.sinc_prob2, applied=bool(g.random() < cfg.second_blur_prob)
+        )
+        noise2 = _sample_noise(
+            g, cfg, cfg.gaussian_noise_prob2, cfg.noise_range2, cfg.poisson_scale_range2, cfg.gray_noise_prob2
+        )
+        jpeg2 = _sample_jpeg(g, cfg, cfg.jpeg_range2)
+        final_size = int(g.choice(cfg.kernel_sizes))
+        final_omega = float(g.uniform(math.pi / 3, math.pi))
+        final_sinc = (
+            Kernel("sinc", final_size, omega_c=final_omega) if g.random() < cfg.final_sinc_prob else None
+        )
+        jpeg_last = bool(g.random() < 0.5)
+        samples.append(
+            SamplePlan(
+                blur1=blur1 if cfg.blur else None,
+                noise1=noise1 if cfg.noise else None,
+                jpeg1=jpeg1 if cfg.jpeg else None,
+                blur2=blur2 if cfg.blur else None,
+                noise2=noise2 if cfg.noise else None,
+                jpeg2=jpeg2 if cfg.jpeg else None,
+                final_sinc=final_sinc if cfg.blur else None,
+                jpeg_last=jpeg_last,
+            )
+        )
+    return SynthesisPlan(cfg.scale, resize1, resize2, final_mode, tuple(samples))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Rendering.
+# --------------------------------------------------------------------------------------------------------
+
+
+def _blur(x: torch.Tensor, kernels: Sequence[Kernel | None]) -> torch.Tensor:
+    stack = kernel_stack(kernels)
+    return x if stack is None else fft_filter(x, stack)
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == size:
+        return x
+    if mode == "area":
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+def _noise_pattern(seed: int, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The standard-normal field of a noise seed: the same seed and shape give the same field."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=gen)
+
+
+def _add_noise(x: torch.Tensor, noises: Sequence[Noise | None], batch: int) -> torch.Tensor:
+    """Adds each image's noise, then clips to [0, 1].
+
+    ``x`` stacks the copies of a batch copy-major (image ``c * batch + s`` is copy ``c`` of sample ``s``);
+    the copies of a sample share kind, colour mode and field ``z`` and differ only in level, so ``z`` is
+    drawn once per sample and broadcast over the copies.
+    """
+    if all(spec is None for spec in noises):
+        return x
+    n, _, h, w = x.shape
+    copies = n // batch
+    shared: list[Noise | None] = []
+    for s in range(batch):
+        specs = [spec for spec in noises[s::batch] if spec is not None]
+        if any((o.kind, o.gray, o.seed) != (specs[0].kind, specs[0].gray, specs[0].seed) for o in specs[1:]):
+            raise ValueError(f"the copies of sample {s} must share noise kind, colour mode and seed")
+        shared.append(specs[0] if specs else None)
+    xs = x.reshape(copies, batch, 3, h, w)
+    out = torch.empty_like(xs)
+    for s, spec in enumerate(shared):
+        xi = xs[:, s]
+        if spec is None:
+            out[:, s] = xi
+            continue
+        z = _noise_pattern(spec.seed, (1 if spec.gray else 3, h, w))
+        level = torch.tensor([o.level if o is not None else 0.0 for o in noises[s::batch]]).view(
+            copies, 1, 1, 1
+        )
+        if spec.kind == "gaussian":
+            noise = z * (level / 255.0)
+        else:
+            # Poisson: standard deviation sqrt(intensity / counts), of the luma for gray noise.
+            intensity = xi.clamp(0.0, 1.0)
+            if spec.gray:
+                intensity = (intensity * torch.tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+            noise = intensity.sqrt_().mul_(z).mul_(level / math.sqrt(_POISSON_COUNTS))
+        torch.add(xi, noise, out=out[:, s])
+    return out.clamp_(0.0, 1.0).view(n, 3, h, w)
+
+
+def _jpeg(x: torch.Tensor, qualities: Sequence[int | None]) -> torch.Tensor:
+    """JPEG-compresses each image with its quality through OpenCV's encoder (``None``: left as is).
+
+    Compressed images come back on 8-bit levels; the rest are only clipped to [0, 1].
+    """
+    todo = [i for i, q in enumerate(qualities) if q is not None]
+    if not todo:
+        return x
+    everything = len(todo) == x.shape[0]
+    picked = x if everything else x[todo]
+    u8 = (
+        picked.mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    )
+    for j, i in enumerate(todo):
+        ok, buf = cv2.imencode(
+            ".jpg",
+            cv2.cvtColor(u8[j], cv2.COLOR_RGB2BGR),
+            [int(cv2.IMWRITE_JPEG_QUALITY), int(qualities[i] or 0)],
+        )
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if bgr is None:
+            raise RuntimeError(f"OpenCV failed to JPEG-code image {i} at quality {qualities[i]}")
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=u8[j])
+    coded = torch.from_numpy(u8).permute(0, 3, 1, 2).to(x.dtype).div_(255.0)
+    if everything:
+        return coded
+    out = x.clamp(0.0, 1.0)
+    out[todo] = coded
+    return out
+
+
+def _quantize(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0.0, 1.0) * 255.0).round() / 255.0
+
+
+def _check_batch(x: torch.Tensor, name: str, func: str, scale: int) -> None:
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise InputError(f"{func}: {name} must be (B, 3, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise InputError(f"{func}: {name} must be a float tensor in [0, 1], got {x.dtype}")
+    h, w = x.shape[-2:]
+    if h % scale or w % scale:
+        raise InputError(f"{func}: {name} size {h}x{w} is not a multiple of the scale {scale}; crop it first")
+
+
+def render(
+    gt_usm: torch.Tensor, plan: SynthesisPlan, copies: Sequence[str] = DEGRADED_COPIES
+) -> dict[str, torch.Tensor]:
+    """Renders degraded LR copies of a batch from a plan.
+
+    Args:
+        gt_usm: (B, 3, H, W) float in [0, 1], the sharpened GT that is degraded (as MM-RealSR does).
+        plan: from :func:`sample_plan` for this batch size.
+        copies: names among ``DEGRADED_COPIES``.
+
+    Returns:
+        One (B, 3, H / scale, W / scale) float32 tensor per copy, clamped and rounded to 8-bit levels.
+
+    Raises:
+        InputError: a wrong shape, a plan for another batch size, or an unknown copy.
+    """
+    _check_batch(gt_usm, "gt_usm", "render", plan.scale)
+    b, _, h, w = gt_usm.shape
+    if len(plan.samples) != b:
+        raise InputError(f"render: the plan is for {len(plan.samples)} images, the batch has {b}")
+    specs = [resolve(s, c) for c in copies for s in plan.samples]  # copy-major, like the stacked batch
+    lr_size = (h // plan.scale, w // plan.scale)
+
+    # Round 1 filters the same source for every copy: one forward transform per image, one inverse per
+    # distinct kernel (base and more_noise share theirs).
+    wanted = [(i % b, s.blur1) for i, s in enumerate(specs)]
+    distinct = list(dict.fromkeys(wanted))
+    position = {key: i for i, key in enumerate(distinct)}
+    stack = kernel_stack([kernel for _, kernel in distinct])
+    if stack is None:
+        x = gt_usm.float().repeat(len(copies), 1, 1, 1)
+    else:
+        filtered = fft_filter(gt_usm.float(), stack, source=[src for src, _ in distinct])
+        x = filtered[[position[key] for key in wanted]]
+    f1 = plan.resize1.factor
+    x = _resize(x, (max(int(h * f1), 1), max(int(w * f1), 1)), plan.resize1.mode)
+    x = _add_noise(x, [s.noise1 for s in specs], b)
+    x = _jpeg(x, [s.jpeg1 for s in specs])
+
+    x = _blur(x, [s.blur2 for s in specs])
+    f2 = plan.resize2.factor
+    x = _resize(x, (max(int(lr_size[0] * f2), 1), max(int(lr_size[1] * f2), 1)), plan.resize2.mode)
+    x = _add_noise(x, [s.noise2 for s in specs], b)
+
+    # Real-ESRGAN's two orders of the last steps: [resize + sinc] then JPEG, or JPEG then [resize + sinc].
+    x = _jpeg(x, [None if s.jpeg_last else s.jpeg2 for s in specs])
+    x = _resize(x, lr_size, plan.final_mode)
+    x = _blur(x, [s.final_sinc for s in specs])
+    x = _jpeg(x, [s.jpeg2 if s.jpeg_last else None for s in specs])
+
+    x = _quantize(x)
+    return {name: x[i * b : (i + 1) * b] for i, name in enumerate(copies)}
+
+
+def usm_sharpen(
+    img: torch.Tensor, *, radius: int = 50, weight: float = 0.5, threshold: float = 10.0
+) -> torch.Tensor:
+    """Unsharp masking as Real-ESRGAN sharpens its GT: only where the detail exceeds ``threshold``.
+
+    Args:
+        img: (B, C, H, W) float in [0, 1].
+        radius: Gaussian radius; the kernel is ``2 radius + 1`` wide with OpenCV's default sigma for it.
+        weight: amount of detail added back.
+        threshold: detail (0-255 scale) below which nothing is sharpened; the mask is feathered.
+
+    Returns:
+        The sharpened image, same shape, in [0, 1].
+    """
+    size = 2 * radius + 1
+    sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8  # what cv2.getGaussianKernel picks for sigma <= 0
+    g1 = torch.from_numpy(gaussian_kernel_1d(size, sigma).astype(np.float32))
+    kernel = (g1[:, None] * g1[None, :]).unsqueeze(0)
+    blurred = fft_filter(img, kernel)
+    residual = img - blurred
+    mask = (residual.abs() * 255.0 > threshold).to(img.dtype)
+    soft = fft_filter(mask, kernel)
+    sharp = (img + weight * residual).clamp(0.0, 1.0)
+    return soft * sharp + (1.0 - soft) * img
+
+
+def synthesize(gt: torch.Tensor, cfg: DegradationConfig, rng: torch.Generator) -> dict[str, torch.Tensor]:
+    """Synthesises MM-RealSR's training copies for a batch of GT patches.
+
+    Args:
+        gt: (B, 3, H, W) float32 in [0, 1], H and W multiples of ``cfg.scale`` (e.g. 192).
+        cfg: the synthesis configuration.
+        rng: the only source of randomness: the same generator state gives bit-identical outputs.
+
+    Returns:
+        ``"gt"`` (the input), ``"gt_usm"`` (the unsharp-masked GT, the L1 target, (B, 3, H, W)) and the
+        five LR copies of ``COPY_NAMES``, each (B, 3, H / scale, W / scale) float32 in [0, 1] on 8-bit
+        levels: ``base``, ``more_blur``, ``more_noise``, ``max_anchor`` and ``min_anchor`` (``gt_usm``
+        area-downscaled, no degradation).
+
+    Raises:
+        InputError: ``gt`` of the wrong shape or type.
+    """
+    _check_batch(gt, "gt", "synthesize", cfg.scale)
+    gt = gt.float()
+    h, w = gt.shape[-2:]
+    gt_usm = usm_sharpen(gt, radius=cfg.usm_radius, weight=cfg.usm_weight, threshold=cfg.usm_threshold)
+    plan = sample_plan(gt.shape[0], cfg, rng)
+    _log.debug("synthesis plan: %s", plan)
+    out = render(gt_usm, plan)
+    out["min_anchor"] = _quantize(F.interpolate(gt_usm, size=(h // cfg.scale, w // cfg.scale), mode="area"))
+    return {"gt": gt, "gt_usm": gt_usm, **out}
+
+
+def degrade_fixed(
+    hr: torch.Tensor,
+    *,
+    blur_sigma: float,
+    noise_sigma: float,
+    jpeg_quality: int | None = None,
+    scale: int = 4,
+    seed: int = 0,
+) -> torch.Tensor:
+    """A controlled single-level degradation for evaluation.
+
+    Isotropic Gaussian blur (``blur_sigma`` in HR pixels; below 0.05 none) -> antialiased bicubic
+    downscale by ``scale`` -> Gaussian noise of ``noise_sigma`` on the 0-255 scale, its field fixed by
+    ``seed`` (so levels differ only in amplitude) -> optional JPEG -> clamp and 8-bit rounding.
+
+    Args:
+        hr: (B, 3, H, W) float in [0, 1], H and W multiples of ``scale``.
+        blur_sigma: Gaussian blur sigma in HR pixels.
+        noise_sigma: Gaussian noise sigma, 0-255 scale.
+        jpeg_quality: JPEG quality 1-100, or ``None`` for no compression.
+        scale: downscale factor.
+        seed: seed of the noise field.
+
+    Returns:
+        (B, 3, H / scale, W / scale) float32 in [0, 1].
+
+    Raises:
+        InputError: an input of the wrong shape or a parameter out of range.
+    """
+    if scale < 1:
+        raise InputError(f"degrade_fixed: scale must be a positive integer, got {scale}")
+    _check_batch(hr, "hr", "degrade_fixed", scale)
+    if blur_sigma < 0 or noise_sigma < 0:
+        raise InputError(
+            f"degrade_fixed: blur_sigma and noise_sigma must be >= 0, got {blur_sigma}, {noise_sigma}"
+        )
+    if jpeg_quality is not None and not 1 <= jpeg_quality <= 100:
+        raise InputError(f"degrade_fixed: jpeg_quality must be in 1..100 or None, got {jpeg_quality}")
+    x = hr.float()
+    h, w = x.shape[-2:]
+    if blur_sigma >= 0.05:
+        size = 2 * math.ceil(3.0 * blur_sigma) + 1
+        x = _blur(x, [Kernel("iso", size, sigma_x=blur_sigma, sigma_y=blur_sigma)])
+    if scale > 1:
+        x = F.interpolate(
+            x, size=(h // scale, w // scale), mode="bicubic", align_corners=False, antialias=True
+        )
+    if noise_sigma > 0:
+        gen = torch.Generator().manual_seed(seed)
+        x = x + (noise_sigma / 255.0) * torch.randn(x.shape, generator=gen)
+    x = x.clamp(0.0, 1.0)
+    if jpeg_quality is not None:
+        x = _jpeg(x, [jpeg_quality] * x.shape[0])
+    return _quantize(x)
