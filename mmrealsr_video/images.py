@@ -69,6 +69,12 @@ def from_tensor(t: torch.Tensor, dtype: type[np.generic] = np.uint8) -> np.ndarr
     return arr.astype(dtype)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_image(
     path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None, *, force: bool = False
 ) -> Path:
@@ -99,6 +105,7 @@ def write_image(
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buf.tobytes())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
