@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ __all__ = [
     "DEBIAN_PACKAGES",
     "DEBIAN_PHOTOS",
     "HELDOUT_FRACTION",
+    "HELDOUT_KEYS",
     "HELDOUT_MINIMUM",
     "MANIFEST_NAME",
     "SKIMAGE_PHOTOS",
@@ -49,6 +50,19 @@ MANIFEST_NAME = "manifest.json"
 #: Share of the images held out (by hash of their source name), and the least number held out.
 HELDOUT_FRACTION = 0.12
 HELDOUT_MINIMUM = 6
+#: Keys held out whatever their hash: the six held out when the set had 21 images (EveningGlow and astronaut
+#: only by the minimum top-up), so that they stay held out as the set grows and held-out scores stay
+#: comparable. Keys not in the set are ignored.
+HELDOUT_KEYS: frozenset[str] = frozenset(
+    {
+        "plasma-workspace-wallpapers:ColdRipple",
+        "plasma-workspace-wallpapers:EveningGlow",
+        "plasma-workspace-wallpapers:Kite",
+        "skimage:astronaut",
+        "skimage:coffee",
+        "skimage:gravel",
+    }
+)
 _MANIFEST_VERSION = 1
 
 #: scikit-image's bundled photographs: (name, file in ``skimage/data``). Left out on purpose: microscopy,
@@ -69,14 +83,37 @@ SKIMAGE_PHOTOS: tuple[tuple[str, str], ...] = (
     ("eagle", "eagle.png"),
 )
 
-DEBIAN_PACKAGES: tuple[str, ...] = ("gnome-backgrounds", "plasma-workspace-wallpapers")
+DEBIAN_PACKAGES: tuple[str, ...] = (
+    "gnome-backgrounds",
+    "plasma-workspace-wallpapers",
+    "mate-backgrounds",
+    "lomiri-wallpapers-16.04",
+    "lomiri-wallpapers-20.04",
+)
 
 #: The wallpapers of each package that are photographs, chosen by looking at every image of
-#: gnome-backgrounds 43.1 and plasma-workspace-wallpapers 5.27.5. Names are Plasma wallpaper folders or
-#: file stems. All of gnome-backgrounds 43 is rendered or vector art (adwaita, blobs, grid, licorice,
-#: pixels, symbolic, truchet, vnc, wood...), as are Plasma's Altai, Autumn, Canopee, Cascade, Cluster,
-#: Elarun, Flow, FlyingKonqui, Honeywave, IceCold, Kay, Kokkini, MilkyWay, Opal, PastelHills, Patak,
-#: SafeLanding, Shell and Volna; unlisted images are skipped.
+#: gnome-backgrounds 43.1, plasma-workspace-wallpapers 5.27.5, mate-backgrounds 1.26.0 and
+#: lomiri-wallpapers-16.04 / -20.04 20.04.0 (Debian 12). Names are Plasma wallpaper folders or file stems;
+#: unlisted images are skipped.
+#:
+#: - gnome-backgrounds 43: all rendered or vector art (adwaita, blobs, grid, licorice, pixels, symbolic,
+#:   truchet, vnc, wood...).
+#: - plasma-workspace-wallpapers: Altai, Autumn, Canopee, Cascade, Cluster, Elarun, Flow, FlyingKonqui,
+#:   Honeywave, IceCold, Kay, Kokkini, MilkyWay, Opal, PastelHills, Patak, SafeLanding, Shell and Volna
+#:   are rendered or vector art.
+#: - mate-backgrounds: every ``nature/`` image is a photograph (macro shots of plants, insects, water,
+#:   wood; a dune; a storm); ``desktop/`` (logos, stripes, blurred Ubuntu MATE glows) and ``abstract/``
+#:   (the Elephants painting in three sizes, vector shapes, plain white PNGs) are not.
+#: - lomiri-wallpapers-16.04: photographs but for umang (a colour-gradient render); analogpattern is a
+#:   colour-tinted close-up of a textured surface.
+#: - lomiri-wallpapers-20.04: only Kleiber (a nuthatch) is a photograph; Fossa and Painting-Colors are
+#:   vector art, Infinite-Sea a composite of a rendered sea and the Milky Way.
+#:
+#: Looked at and left out of :data:`DEBIAN_PACKAGES`: lomiri-wallpapers (two rendered Ubuntu-orange
+#: gradients), ukui-wallpapers 20.04.3 (all vector or rendered art), sway-backgrounds 1.7 (a logo on
+#: a gradient, in several sizes), mypaint-data-extras 2.0.1 (tileable paper and canvas textures, nearly
+#: flat) and opencv-doc (sample images of at most ~512 px, mostly test charts, stereo and calibration
+#: shots, many heavily JPEG-compressed).
 DEBIAN_PHOTOS: dict[str, frozenset[str]] = {
     "gnome-backgrounds": frozenset(),
     "plasma-workspace-wallpapers": frozenset(
@@ -94,6 +131,41 @@ DEBIAN_PHOTOS: dict[str, frozenset[str]] = {
             "summer_1am",
         }
     ),
+    "mate-backgrounds": frozenset(
+        {
+            "Aqua",
+            "Blinds",
+            "Dune",
+            "FreshFlower",
+            "Garden",
+            "GreenMeadow",
+            "LadyBird",
+            "RainDrops",
+            "Storm",
+            "TwoWings",
+            "Wood",
+            "YellowFlower",
+        }
+    ),
+    "lomiri-wallpapers-16.04": frozenset(
+        {
+            "Bridge_by_Sander_Klootwijk",
+            "Dragonfly_by_Bolly",
+            "Picture_0B_by_freespace",
+            "Picture_1A_by_freespace",
+            "Wine_by_Jakkub_Mede",
+            "aitzgorri_by_Aitzol_Berasategi",
+            "analogpattern_by_Peter_Nerlich",
+            "free_by_Peter_Nerlich",
+            "friends_by_Aitzol_Berasategi",
+            "greentock_by_Peter_Nerlich",
+            "life_by_Aitzol_Berasategi",
+            "picosdeeuropa_by_Aitzol_Berasategi",
+            "seeding_by_Clements_Engelhardt",
+            "sunset_by_Aitzol_Berasategi",
+        }
+    ),
+    "lomiri-wallpapers-20.04": frozenset({"Kleiber_by_Lukas_Baubkus"}),
 }
 
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
@@ -153,18 +225,23 @@ def _hash_score(key: str) -> float:
 
 
 def assign_splits(
-    keys: Sequence[str], fraction: float = HELDOUT_FRACTION, minimum: int = HELDOUT_MINIMUM
+    keys: Sequence[str],
+    fraction: float = HELDOUT_FRACTION,
+    minimum: int = HELDOUT_MINIMUM,
+    pinned: Collection[str] = HELDOUT_KEYS,
 ) -> dict[str, str]:
     """Splits source names into ``"train"`` and ``"heldout"``, deterministically.
 
-    A key is held out when the SHA-256 of its name maps below ``fraction``, so a key keeps its split
-    whatever else is in the set. When that holds out fewer than ``minimum`` keys, the keys with the lowest
-    hash scores are added until ``minimum`` is reached (at most half of the keys are held out).
+    A key is held out when it is in ``pinned`` or the SHA-256 of its name maps below ``fraction``, so a
+    key keeps its split whatever else is in the set. When that holds out fewer than ``minimum`` keys, the
+    keys with the lowest hash scores are added until ``minimum`` is reached (the top-up stops at half of
+    the keys).
 
     Args:
         keys: distinct source names.
         fraction: the share to hold out, in [0, 1].
         minimum: the least number of held-out keys.
+        pinned: keys held out whatever their hash (those not in ``keys`` are ignored).
 
     Returns:
         A split name for every key.
@@ -174,7 +251,8 @@ def assign_splits(
     if len(set(keys)) != len(keys):
         raise ValueError("assign_splits: keys must be distinct")
     ranked = sorted(keys, key=lambda k: (_hash_score(k), k))
-    held = {k for k in ranked if _hash_score(k) < fraction}
+    pinned = frozenset(pinned)
+    held = {k for k in ranked if k in pinned or _hash_score(k) < fraction}
     wanted = min(minimum, len(keys) // 2)
     for k in ranked:  # lowest scores first: the hash-chosen keys, then the next ones
         if len(held) >= wanted:
@@ -358,6 +436,7 @@ def _settings(max_side: int, packages: Sequence[str], fraction: float, minimum: 
         "packages": list(packages),
         "heldout_fraction": fraction,
         "heldout_minimum": minimum,
+        "heldout_keys": sorted(HELDOUT_KEYS),
     }
 
 

@@ -1,0 +1,413 @@
+"""The training loop on tiny networks and images made here: learning, checkpoints that load_model
+reads, exact resume, the data folder, the GAN stage and the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from mmrealsr_video.model import load_model
+from mmrealsr_video.models.compact import CompactConfig, CompactNet
+from mmrealsr_video.models.mmrrdbnet import MMRRDBNet, MMRRDBNetConfig
+from training.__main__ import main
+from training.config import (
+    DataConfig,
+    GANConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    TrainConfig,
+    dump_config,
+)
+from training.dataset import DatasetError, ImageFolder, PatchSampler, SamplePool
+from training.degradations import DegradationConfig
+from training.perceptual import VGG19_LAYERS, PerceptualLoss, VGG19Features
+from training.train import STATE_FILE, Trainer, train
+
+TINY_COMPACT = CompactConfig(num_feat=16, num_conv=4, embed_dim=16, est_feats=(8, 16), est_hidden=16)
+TINY_RRDB = MMRRDBNetConfig(
+    num_feat=8,
+    num_block=1,
+    num_grow_ch=4,
+    embed_dim=8,
+    am_hidden=8,
+    de_num_feats=(8, 8, 8, 16),
+    de_num_blocks=(1, 1, 1, 1),
+    de_hidden=8,
+)
+# Cheap synthesis for the tests (the released pipeline is exercised in test_degradations).
+EASY = DegradationConfig(
+    usm_radius=2,
+    noise=False,
+    jpeg=False,
+    resize_prob=(0.0, 0.0, 1.0),
+    resize_prob2=(0.0, 0.0, 1.0),
+    final_sinc_prob=0.0,
+)
+
+
+def write_textures(folder: Path, n: int = 4, seed: int = 0, size: tuple[int, int] = (96, 128)) -> Path:
+    """Smooth stripes and a disc: detail that a tiny network can learn to upscale in a few steps."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for i in range(n):
+        img = np.zeros((h, w, 3), np.float32)
+        for c in range(3):
+            f = rng.uniform(0.1, 0.25, 2) * rng.choice([-1, 1], 2)
+            img[..., c] = 0.5 + 0.3 * np.sin(xx * f[0] + yy * f[1] + rng.uniform(0, 6))
+        cx, cy, r = rng.uniform(0.2 * w, 0.8 * w), rng.uniform(0.2 * h, 0.8 * h), rng.uniform(0.1, 0.3) * h
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.uniform(0, 1, 3)
+        cv2.imwrite(str(folder / f"tex{i}.png"), (np.clip(img, 0, 1) * 255).round().astype(np.uint8))
+    return folder
+
+
+def tiny_config(root: Path, **sections: object) -> TrainConfig:
+    base = TrainConfig(
+        model=ModelConfig(arch="compact", net=TINY_COMPACT),
+        data=DataConfig(dataroot=(str(root),), gt_size=64, batch_size=4, pool_size=0, decode_workers=1),
+        degradation=EASY,
+        optim=OptimConfig(total_iter=80, lr=3e-3),
+        run=RunConfig(device="cpu", log_every=1, checkpoint_every=40),
+    )
+    return dataclasses.replace(base, **sections)  # type: ignore[arg-type]
+
+
+def metrics(run_dir: Path) -> list[dict[str, float]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> object:
+    """Tiny networks run faster on one thread, and much faster when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_textures(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def trained(images: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Trainer, Path, Path]:
+    run_dir = tmp_path_factory.mktemp("run")
+    trainer = Trainer(tiny_config(images), run_dir, resume="none", progress=False)
+    final = trainer.run()
+    return trainer, run_dir, final
+
+
+def test_l1_falls_and_run_folder_is_complete(trained: tuple[Trainer, Path, Path]) -> None:
+    trainer, run_dir, final = trained
+    rows = metrics(run_dir)
+    assert [r["step"] for r in rows] == list(range(1, 81))
+    for key in ("l_pix", "l_rank_blur", "l_rank_noise", "l_anchor_min", "l_anchor_max", "lr", "s_per_iter"):
+        assert all(np.isfinite(r[key]) for r in rows), key
+    first = np.mean([r["l_pix"] for r in rows[:15]])
+    last = np.mean([r["l_pix"] for r in rows[-15:]])
+    assert last < 0.95 * first, (first, last)
+    assert final == run_dir / "model_final.safetensors" and final.is_file()
+    assert (run_dir / "checkpoints" / "model_0000040.safetensors").is_file()
+    assert (run_dir / "checkpoints" / "model_0000080.safetensors").is_file()
+    assert (run_dir / "checkpoints" / STATE_FILE).is_file()
+    assert "net stage, compact" in (run_dir / "train.log").read_text()
+    assert 'arch = "compact"' in (run_dir / "config.toml").read_text()
+    assert trainer.step == 80
+
+
+def test_checkpoint_loads_with_load_model(trained: tuple[Trainer, Path, Path]) -> None:
+    trainer, run_dir, final = trained
+    model = load_model(final)
+    assert model.arch == "compact" and model.config["num_feat"] == TINY_COMPACT.num_feat
+    x = torch.rand(2, 3, 12, 10, generator=torch.Generator().manual_seed(3))
+    c = torch.tensor([[0.2, 0.7], [0.9, 0.1]])
+    with torch.no_grad():
+        ema = trainer.net_ema
+        torch.testing.assert_close(model.estimate(x), ema.estimate(x), rtol=0, atol=1e-6)  # type: ignore[operator]
+        torch.testing.assert_close(model.restore(x, c, tile=0), ema.restore(x, c), rtol=0, atol=1e-6)  # type: ignore[operator]
+    # The EMA differs from the raw weights, and the step-40 checkpoint from the final one.
+    raw = dict(trainer.net.named_parameters())
+    assert any(not torch.equal(p, raw[k]) for k, p in trainer.net_ema.named_parameters())
+    mid = load_model(run_dir / "checkpoints" / "model_0000040.safetensors")
+    assert not torch.equal(mid.restore(x, c, tile=0), model.restore(x, c, tile=0))
+    # The resumable state reads as a model too (its params_ema).
+    state = load_model(run_dir / "checkpoints" / STATE_FILE)
+    torch.testing.assert_close(state.restore(x, c, tile=0), model.restore(x, c, tile=0), rtol=0, atol=0)
+
+
+def test_resume_continues_exactly(images: Path, tmp_path: Path) -> None:
+    # The full synthesis (noise, JPEG, resizes) and the pool, so that every random stream matters.
+    cfg = tiny_config(
+        images,
+        data=DataConfig(dataroot=(str(images),), gt_size=32, batch_size=2, pool_size=4, decode_workers=1),
+        degradation=DegradationConfig(usm_radius=2),
+        optim=OptimConfig(total_iter=6, lr=1e-3),
+        run=RunConfig(device="cpu", log_every=1, checkpoint_every=3),
+    )
+    straight = Trainer(cfg, tmp_path / "a", progress=False)
+    straight.run()
+
+    first = Trainer(
+        dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, total_iter=3)), tmp_path / "b"
+    )
+    first.run()
+    resumed = Trainer(cfg, tmp_path / "b", resume="auto", progress=False)
+    assert resumed.step == 3
+    resumed.run()
+    assert resumed.step == 6
+
+    for a, b in ((straight.net, resumed.net), (straight.net_ema, resumed.net_ema)):
+        for (k, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            torch.testing.assert_close(pa, pb, rtol=0, atol=1e-6, msg=k)
+    ma, mb = metrics(tmp_path / "a"), metrics(tmp_path / "b")
+    assert [r["step"] for r in mb] == [1, 2, 3, 4, 5, 6]
+    for ra, rb in zip(ma, mb, strict=True):
+        assert ra["l_pix"] == pytest.approx(rb["l_pix"], abs=1e-6)
+        assert ra["l_rank_noise"] == pytest.approx(rb["l_rank_noise"], abs=1e-6)
+
+    # An explicit state path works too; "none" starts again from step 0.
+    again = Trainer(cfg, tmp_path / "c", resume=tmp_path / "b" / "checkpoints" / STATE_FILE)
+    assert again.step == 6
+    assert Trainer(cfg, tmp_path / "b", resume="none").step == 0
+
+
+def test_ctrl_c_stops_after_the_step_and_resumes_exactly(images: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(
+        images,
+        data=DataConfig(dataroot=(str(images),), gt_size=32, batch_size=2, pool_size=2, decode_workers=1),
+        degradation=DegradationConfig(usm_radius=2),
+        optim=OptimConfig(total_iter=4, lr=1e-3),
+        run=RunConfig(device="cpu", log_every=1, checkpoint_every=100),
+    )
+    straight = Trainer(cfg, tmp_path / "a")
+    straight.run()
+    stopped = Trainer(cfg, tmp_path / "b")
+    step = stopped.train_step
+
+    def step_then_ctrl_c(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = step(batch)
+        if stopped.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    stopped.train_step = step_then_ctrl_c  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        stopped.run()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = Trainer(cfg, tmp_path / "b")
+    assert resumed.step == 2
+    resumed.run()
+    for (k, pa), pb in zip(straight.net.state_dict().items(), resumed.net.state_dict().values(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=1e-6, msg=k)
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = write_textures(tmp_path / "photos", n=2)
+    sub = folder / "nested"
+    sub.mkdir()
+    write_textures(sub, n=1, seed=5)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
+    (sub / "garbage.jpg").write_bytes(
+        np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes()
+    )
+    (folder / "empty.webp").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING, logger="training"):
+        bank = ImageFolder([folder], gt_size=32, workers=2)
+    assert len(bank) == 3
+    assert sorted(p.name for p, _ in bank.skipped) == ["broken.png", "empty.webp", "garbage.jpg"]
+    for name in ("broken.png", "empty.webp", "garbage.jpg"):
+        assert name in caplog.text
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_bytes(b"nope")
+    with pytest.raises(DatasetError, match="no usable training images"):
+        ImageFolder([bad], gt_size=32)
+    with pytest.raises(DatasetError, match="missing"):
+        ImageFolder([tmp_path / "missing"], gt_size=32)
+
+
+def test_small_large_grey_and_16bit_images(tmp_path: Path) -> None:
+    d = tmp_path / "odd"
+    d.mkdir()
+    cv2.imwrite(str(d / "tiny.png"), np.full((10, 12, 3), 200, np.uint8))  # upscaled
+    cv2.imwrite(str(d / "narrow.png"), np.full((28, 80, 3), 100, np.uint8))  # padded
+    cv2.imwrite(str(d / "grey16.tif"), np.full((40, 40), 65535, np.uint16))  # grey, 16 bit
+    cv2.imwrite(str(d / "big.jpg"), np.zeros((80, 160, 3), np.uint8))  # downscaled
+    bank = ImageFolder([d], gt_size=32, max_side=64)
+    shapes = {p.name: bank.image(i).shape for i, p in enumerate(bank.paths)}
+    assert all(min(s[:2]) >= 32 and s[2] == 3 for s in shapes.values()), shapes
+    assert max(shapes["big.jpg"][:2]) == 64
+    assert int(bank.image(bank.paths.index(d / "grey16.tif")).min()) == 255
+    lazy = ImageFolder([d], gt_size=32, max_side=64, cache=False)
+    assert all(np.array_equal(lazy.image(i), bank.image(i)) for i in range(len(bank)))
+
+
+def test_sampler_is_seeded(images: Path) -> None:
+    bank = ImageFolder([images], gt_size=32)
+    s = PatchSampler(bank, gt_size=32, batch_size=3, hflip=True, rot=True)
+    a = s.sample(torch.Generator().manual_seed(1))
+    b = s.sample(torch.Generator().manual_seed(1))
+    c = s.sample(torch.Generator().manual_seed(2))
+    assert (
+        a.shape == (3, 3, 32, 32) and a.dtype == torch.float32 and 0 <= float(a.min()) <= float(a.max()) <= 1
+    )
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_pool_exchanges_earlier_samples() -> None:
+    pool = SamplePool(4)
+    gen = torch.Generator().manual_seed(0)
+    seen: list[float] = []
+    for i in range(6):
+        batch = {
+            "x": torch.tensor([[2.0 * i], [2.0 * i + 1]]),
+            "y": torch.tensor([[-2.0 * i], [-2.0 * i - 1]]),
+        }
+        out = pool.exchange(batch, gen)
+        if i < 2:
+            assert torch.equal(out["x"], batch["x"])  # filling up: pass through
+        else:
+            assert set(out["x"].flatten().tolist()) <= set(seen)
+            assert torch.equal(out["y"], -out["x"])  # the tensors of one sample stay together
+        seen += batch["x"].flatten().tolist()
+    restored = SamplePool(4)
+    restored.load_state_dict(pool.state_dict(), torch.device("cpu"))
+    nxt = {"x": torch.tensor([[100.0], [101.0]]), "y": torch.tensor([[-100.0], [-101.0]])}
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    assert torch.equal(pool.exchange(nxt, g1)["x"], restored.exchange(nxt, g2)["x"])
+
+
+def _tiny_vgg19(path: Path) -> Path:
+    """Random weights in torchvision's vgg19 layout (features.N + a classifier), but narrow."""
+    sd: dict[str, torch.Tensor] = {}
+    cin = 3
+    for i, name in enumerate(VGG19_LAYERS):
+        if name.startswith("conv"):
+            cout = 4 if name.startswith("conv1") else 6
+            sd[f"features.{i}.weight"] = torch.randn(cout, cin, 3, 3) * 0.3
+            sd[f"features.{i}.bias"] = torch.zeros(cout)
+            cin = cout
+    sd["classifier.0.weight"] = torch.zeros(2, 2)
+    torch.save(sd, path)
+    return path
+
+
+def test_vgg19_features_match_torchvision_indices(tmp_path: Path) -> None:
+    convs = [i for i, n in enumerate(VGG19_LAYERS) if n.startswith("conv")]
+    assert convs == [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
+    assert VGG19_LAYERS.index("conv5_4") == 34 and len(VGG19_LAYERS) == 37
+    keys = set(VGG19Features([64] * 16).state_dict())
+    assert keys == {f"{i}.{p}" for i in convs for p in ("weight", "bias")}
+    loss = PerceptualLoss(_tiny_vgg19(tmp_path / "vgg.pth"), {"conv1_2": 0.1, "relu2_2": 1.0, "conv5_4": 1.0})
+    x = torch.rand(4, 3, 32, 32, requires_grad=True)
+    gt = torch.rand(2, 3, 32, 32)
+    value = loss(x, gt)
+    value.backward()
+    assert value.item() > 0 and x.grad is not None
+    assert loss(gt.repeat(2, 1, 1, 1), gt).item() == 0
+    broken = {"features.0.weight": torch.zeros(4, 3, 3, 3), "features.0.bias": torch.zeros(4)}
+    torch.save(broken, tmp_path / "half.pth")
+    with pytest.raises(ValueError, match=r"half\.pth.*features\.2"):
+        PerceptualLoss(tmp_path / "half.pth", {"conv5_4": 1.0})
+
+
+def test_gan_stage_two_steps_freezes_the_estimator(images: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = CompactNet(TINY_COMPACT)
+    start = tmp_path / "net_stage.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(start))
+    cfg = tiny_config(
+        images,
+        stage="gan",
+        model=ModelConfig(arch="compact", init_from=str(start)),
+        data=DataConfig(dataroot=(str(images),), gt_size=32, batch_size=2, pool_size=0, decode_workers=1),
+        optim=OptimConfig(total_iter=2, lr=1e-3),
+        gan=GANConfig(vgg_weights=str(_tiny_vgg19(tmp_path / "vgg19.pth")), d_num_feat=8),
+        run=RunConfig(device="cpu", log_every=1, checkpoint_every=1),
+    )
+    trainer = Trainer(cfg, tmp_path / "gan", progress=False)
+    final = trainer.run()
+    rows = metrics(tmp_path / "gan")
+    assert [r["step"] for r in rows] == [1, 2]
+    for key in ("l_pix", "l_percep", "l_g_gan", "l_d_real", "l_d_fake", "l_rank_blur"):
+        assert all(np.isfinite(r[key]) for r in rows), key
+    assert rows[0]["l_percep"] > 0
+    before = net.state_dict()
+    after = load_model(final).net.state_dict()
+    for k, v in after.items():
+        if k.startswith("de_net."):
+            assert torch.equal(v, before[k]), k  # frozen, in the EMA too
+    assert any(
+        not torch.equal(v, before[k])
+        for k, v in trainer.net.state_dict().items()
+        if not k.startswith("de_net")
+    )
+    state = torch.load(tmp_path / "gan" / "checkpoints" / STATE_FILE, weights_only=True)
+    assert "net_d" in state and "optimizer_d" in state and state["step"] == 2
+    assert "conv1.weight_orig" in state["net_d"]  # spectral norm, Real-ESRGAN's key layout
+
+
+def test_mmrrdbnet_fine_tune_from_a_released_style_checkpoint(images: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    sd = MMRRDBNet(TINY_RRDB).state_dict()
+    released = tmp_path / "released_x4.pth"
+    torch.save({"params": sd, "params_ema": sd}, released)
+    cfg = tiny_config(
+        images,
+        model=ModelConfig(arch="mmrrdbnet", init_from=str(released)),
+        data=DataConfig(dataroot=(str(images),), gt_size=32, batch_size=2, pool_size=0, decode_workers=1),
+        optim=OptimConfig(total_iter=2, lr=1e-4),
+        run=RunConfig(device="cpu", log_every=1, checkpoint_every=2),
+    )
+    final = train(cfg, tmp_path / "ft", progress=False)
+    model = load_model(final)
+    assert model.arch == "mmrrdbnet" and model.config["num_block"] == 1
+    assert metrics(tmp_path / "ft")[-1]["step"] == 2
+    log = (tmp_path / "ft" / "train.log").read_text()
+    assert "starting from" in log and "training images: 4 usable" in log  # set-up is logged too
+    wrong = dataclasses.replace(cfg, model=ModelConfig(arch="compact", init_from=str(released)))
+    with pytest.raises(ValueError, match="holds a mmrrdbnet"):
+        Trainer(wrong, tmp_path / "wrong")
+    missing = dataclasses.replace(
+        cfg, model=ModelConfig(arch="mmrrdbnet", init_from=str(tmp_path / "no.pth"))
+    )
+    with pytest.raises(ValueError, match=r"model\.init_from: .*no\.pth"):
+        Trainer(missing, tmp_path / "missing")
+
+
+def test_command_line(images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tiny_config(
+        images,
+        data=DataConfig(dataroot=(str(images),), gt_size=32, batch_size=2, pool_size=0, decode_workers=1),
+        optim=OptimConfig(total_iter=2),
+    )
+    path = tmp_path / "tiny.toml"
+    path.write_text(dump_config(cfg))
+    run_dir = tmp_path / "cli"
+    assert main(["train", str(path), "--run-dir", str(run_dir), "--no-progress", "-q"]) == 0
+    assert capsys.readouterr().out.strip() == str(run_dir / "model_final.safetensors")
+    assert (run_dir / "config.toml").is_file()
+    # Running it again resumes from the finished state and trains nothing more.
+    assert main(["train", str(path), "--run-dir", str(run_dir), "--no-progress", "-q"]) == 0
+    assert [r["step"] for r in metrics(run_dir)] == [1, 2]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[optim]\nlrr = 1\n")
+    assert main(["train", str(bad), "--run-dir", str(tmp_path / "x"), "-q"]) == 2
+    assert main(["config", str(path)]) == 0
+    assert "[degradation]" in capsys.readouterr().out
