@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 from training.photos import (
+    DEBIAN_PACKAGES,
+    DEBIAN_PHOTOS,
+    HELDOUT_KEYS,
     HELDOUT_MINIMUM,
     MANIFEST_NAME,
     assign_splits,
@@ -40,6 +43,23 @@ def test_split_holds_out_a_minimum() -> None:
     assert sum(v == "heldout" for v in tiny.values()) == 1  # at most half held out
     with pytest.raises(ValueError, match="distinct"):
         assign_splits(["a", "a"])
+
+
+def test_pinned_keys_stay_held_out_as_the_set_grows() -> None:
+    keys = sorted(HELDOUT_KEYS) + [f"source:{i}" for i in range(200)]
+    split = assign_splits(keys)
+    assert all(split[k] == "heldout" for k in HELDOUT_KEYS)
+    assert {k for k, v in split.items() if v == "heldout" and k not in HELDOUT_KEYS} == {
+        k for k, v in assign_splits(keys[len(HELDOUT_KEYS) :]).items() if v == "heldout"
+    }
+    # Without pins, the same keys split by their hash alone.
+    unpinned = assign_splits(keys, pinned=())
+    assert sum(v == "heldout" for v in unpinned.values()) < sum(v == "heldout" for v in split.values())
+
+
+def test_every_default_package_has_a_curated_list() -> None:
+    assert set(DEBIAN_PACKAGES) <= set(DEBIAN_PHOTOS)
+    assert sum(len(DEBIAN_PHOTOS[p]) for p in DEBIAN_PACKAGES) >= 30
 
 
 def test_skimage_photos_gathered_into_a_folder(tmp_path: Path) -> None:
@@ -90,3 +110,20 @@ def test_debian_tree_keeps_listed_photographs_at_their_largest_size(tmp_path: Pa
     assert [c.key for c in found] == ["plasma-workspace-wallpapers:Path"]
     assert found[0].origin.endswith("Path/contents/images/800x600.jpg")
     assert found[0].image.shape == (600, 800, 3)
+
+
+def test_debian_flat_folder_keeps_listed_photographs_by_file_stem(tmp_path: Path) -> None:
+    """A fake unpacked MATE package: photographs under ``nature/``, art under ``abstract/``, a link."""
+    rng = np.random.default_rng(1)
+    nature = tmp_path / "usr/share/backgrounds/mate/nature"
+    abstract = tmp_path / "usr/share/backgrounds/mate/abstract"
+    nature.mkdir(parents=True)
+    abstract.mkdir(parents=True)
+    cv2.imwrite(str(nature / "Wood.jpg"), rng.integers(0, 255, (400, 640, 3), dtype=np.uint8))
+    cv2.imwrite(str(nature / "Dune.jpg"), rng.integers(0, 255, (100, 300, 3), dtype=np.uint8))  # too small
+    cv2.imwrite(str(abstract / "Flow.png"), rng.integers(0, 255, (400, 640, 3), dtype=np.uint8))
+    (tmp_path / "usr/share/backgrounds/Aqua.jpg").symlink_to(nature / "Wood.jpg")
+    found = list(iter_debian_photos("mate-backgrounds", tmp_path, "1.26.0-1"))
+    assert [c.key for c in found] == ["mate-backgrounds:Wood"]
+    assert found[0].origin == "usr/share/backgrounds/mate/nature/Wood.jpg"
+    assert found[0].slug == "mate-backgrounds-Wood"
