@@ -118,6 +118,65 @@ def _cmd_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from mmrealsr_video.analysis import AnalysisConfig, analyze
+    from mmrealsr_video.plan import PlanConfig
+    from mmrealsr_video.scenes import SceneDetectorConfig
+    from mmrealsr_video.track import plot_track
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".json", ".csv"):
+        raise OutputError(f"{out}: a track is written as .json or .csv")
+    if not out.parent.is_dir():
+        raise OutputError(f"{out.parent}: output folder does not exist")
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise OutputError(f"{args.plot}: the plot is written as .png")
+    keyframes = None
+    if args.keyframes is not None:
+        from mmrealsr_video.keyframes import parse_keyframes
+
+        keyframes = parse_keyframes(args.keyframes)  # validate before the long pass
+    cuts = _read_cuts(args.cuts) if args.cuts else None
+    config = AnalysisConfig(
+        sample_every=args.sample_every,
+        detector=SceneDetectorConfig(method=args.detector, min_scene_len=args.min_scene_len),
+        plan=PlanConfig(mode=args.mode, drift_window=args.drift_window),
+    )
+    device = _device(args.device)
+    t0 = time.perf_counter()
+    track = analyze(args.input, args.model, config=config, cuts=cuts, device=device, progress=not args.quiet)
+    if keyframes is not None:
+        from mmrealsr_video.keyframes import apply_keyframes
+
+        track = apply_keyframes(track, keyframes)
+    track.save(out)
+    if args.plot:
+        plot_track(track, args.plot, keyframes)
+    c = track.coefficients()
+    print(
+        f"{args.input}: {len(track)} frames, {len(track.scenes())} scenes in {time.perf_counter() - t0:.1f} s; "
+        f"blur {c[:, 0].min():.3f}-{c[:, 0].max():.3f}, noise {c[:, 1].min():.3f}-{c[:, 1].max():.3f}; "
+        f"track: {out}" + (f", plot: {args.plot}" if args.plot else "")
+    )
+    return 0
+
+
+def _read_cuts(text: str) -> list[int]:
+    """Cuts as a comma-separated list of frames, or a file holding them (one per line or comma-separated)."""
+    p = Path(text)
+    source = str(p) if p.is_file() else "--cuts"
+    raw = p.read_text() if p.is_file() else text
+    cuts = []
+    for i, item in enumerate(raw.replace("\n", ",").split(",")):
+        item = item.strip()
+        if not item or item.startswith("#"):
+            continue
+        if not item.isdigit():
+            raise InputError(f"{source}: entry {i + 1} ({item!r}) is not a frame number")
+        cuts.append(int(item))
+    return cuts
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     try:
         from training.train import train
@@ -165,6 +224,30 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     img.add_argument("--force", action="store_true", help="overwrite an existing output")
     img.set_defaults(func=_cmd_image)
+
+    an = sub.add_parser("analyze", help="find scenes, estimate blur and noise, write a coefficient track")
+    an.add_argument("input", help="video file")
+    an.add_argument("-o", "--output", required=True, help="track file to write (.json or .csv)")
+    an.add_argument("--plot", help="also write a PNG plot of the track")
+    an.add_argument(
+        "--keyframes", help="keyframe file (.toml/.json) or string, e.g. 'blur: 0=auto; 120|=0.6'"
+    )
+    an.add_argument(
+        "--model", default="default", help="bundled model name or weights file (its estimator is used)"
+    )
+    an.add_argument(
+        "--mode", choices=["scene", "drift", "raw"], default="scene", help="aggregation (default: scene)"
+    )
+    an.add_argument("--drift-window", type=int, default=48, help="frames of smoothing in drift mode")
+    an.add_argument("--sample-every", type=int, default=6, help="estimate every k-th frame (default 6)")
+    an.add_argument(
+        "--detector", choices=["content", "adaptive"], default="content", help="scene-cut detector"
+    )
+    an.add_argument("--min-scene-len", type=int, default=12, help="shortest scene in frames (default 12)")
+    an.add_argument("--cuts", help="scene cuts given from outside: '120,300,415' or a file; skips detection")
+    an.add_argument("--device", default="auto", help="cpu, cuda or cuda:N")
+    an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    an.set_defaults(func=_cmd_analyze)
 
     tr = sub.add_parser("train", help="train or fine-tune a modulated model from a TOML config")
     tr.add_argument("config", help="training config (.toml); see training/configs/")

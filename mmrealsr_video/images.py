@@ -3,8 +3,6 @@ tensors (clamping and rounding happen here, where frames become pixels again).""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 
 from mmrealsr_video.errors import InputError, OutputError
+from mmrealsr_video.files import write_bytes_atomic
 
 __all__ = ["IMAGE_SUFFIXES", "from_tensor", "read_image", "to_tensor", "write_image"]
 
@@ -69,12 +68,6 @@ def from_tensor(t: torch.Tensor, dtype: type[np.generic] = np.uint8) -> np.ndarr
     return arr.astype(dtype)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_image(
     path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None, *, force: bool = False
 ) -> Path:
@@ -87,8 +80,6 @@ def write_image(
         )
     if p.exists() and not force:
         raise OutputError(f"{p}: already exists (pass --force to overwrite)")
-    if not p.parent.is_dir():
-        raise OutputError(f"{p.parent}: output folder does not exist")
     if rgb.dtype == np.uint16 and suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
         rgb = (rgb // 257).astype(np.uint8)
         alpha = None if alpha is None else (alpha // 257).astype(np.uint8)
@@ -98,16 +89,5 @@ def write_image(
     ok, buf = cv2.imencode(suffix, bgr)
     if not ok:
         raise OutputError(f"{p}: the {suffix} encoder failed")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    except OSError as e:
-        raise OutputError(f"{p.parent}: cannot write there ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(p, buf.tobytes())
     return p

@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +29,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mmrealsr_video.errors import CheckpointError, MMRealSRVideoError
+from mmrealsr_video.files import atomic_output
 from mmrealsr_video.model import load_model
 from mmrealsr_video.models import ARCHITECTURES, ModulatedNet
 from training.config import ConfigError, ModelConfig, TrainConfig, dump_config, load_config, resolve_paths
@@ -96,19 +96,10 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Writes through a temporary file in the same folder and renames it over ``path``."""
+    """Writes through :func:`mmrealsr_video.files.atomic_output` (fsynced: a crash never leaves a torn state)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path, fsync=True) as tmp:
+        write(tmp)
 
 
 def _save_weights(net: nn.Module, path: Path, metadata: dict[str, str]) -> None:

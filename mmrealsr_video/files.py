@@ -1,0 +1,66 @@
+"""Writing outputs so that nothing is ever half-written: a temporary file in the target's folder,
+renamed over the target only when complete, removed on any error. The one way every output of
+the package (images, tracks, checkpoints, videos) is written."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from mmrealsr_video.errors import OutputError
+
+__all__ = ["atomic_output", "write_bytes_atomic"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yields a temporary path (same folder and extension as ``path``) to write to.
+
+    When the block ends normally the file gets the usual permissions and replaces ``path``; when
+    it raises, the temporary file is removed and ``path`` is left as it was.
+
+    Raises:
+        OutputError: the folder does not exist or cannot be written.
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise OutputError(f"{target.parent}: output folder does not exist")
+    try:
+        fd, name = tempfile.mkstemp(
+            prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent
+        )
+    except OSError as e:
+        raise OutputError(f"{target.parent}: cannot write there ({e.strerror})") from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OutputError):
+            raise
+        raise OutputError(f"{target}: cannot write ({e.strerror or e})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Writes ``data`` to ``path`` through :func:`atomic_output`."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
