@@ -10,9 +10,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmrealsr_video.errors import OutputError
+from mmrealsr_video.errors import InputError, OutputError
 
-__all__ = ["atomic_output", "write_bytes_atomic"]
+__all__ = ["atomic_output", "read_text", "write_bytes_atomic"]
 
 
 def _umask() -> int:
@@ -64,3 +64,19 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     with atomic_output(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def read_text(path: Path, kind: str) -> str:
+    """Reads a UTF-8 text input; errors name the file and say what a ``kind`` file it should be.
+
+    Raises:
+        InputError: missing, unreadable, or not UTF-8.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {kind} file") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None

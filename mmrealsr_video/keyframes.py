@@ -18,6 +18,7 @@ import numpy as np
 
 from mmrealsr_video.coefficients import COEFFICIENT_NAMES, CoefficientValue, parse_coefficient
 from mmrealsr_video.errors import InputError
+from mmrealsr_video.files import read_text
 from mmrealsr_video.track import CoefficientTrack, Source
 
 __all__ = [
@@ -228,14 +229,7 @@ def _parse_file(path: Path) -> Keyframes:
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
         raise InputError(f"{path}: unknown keyframe file type {path.suffix!r}; use .toml or .json")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such keyframe file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    text = read_text(path, "keyframe")
     data: Any
     if suffix == ".toml":
         try:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from mmrealsr_video.errors import InputError, OutputError
-from mmrealsr_video.files import write_bytes_atomic
+from mmrealsr_video.files import read_text, write_bytes_atomic
 
 if TYPE_CHECKING:
     from mmrealsr_video.keyframes import Keyframes
@@ -257,14 +257,7 @@ class CoefficientTrack:
         suffix = p.suffix.lower()
         if suffix not in (".json", ".csv"):
             raise InputError(f"{p}: unknown track file type {p.suffix!r}; use .json or .csv")
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"{p}: no such track file") from None
-        except UnicodeDecodeError as e:
-            raise InputError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-        except OSError as e:
-            raise InputError(f"{p}: cannot read ({e.strerror})") from None
+        text = read_text(p, "track")
         return _from_json(text, p) if suffix == ".json" else _from_csv(text, p)
 
     # -- writing --------------------------------------------------------------------------------
