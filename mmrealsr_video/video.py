@@ -1,7 +1,7 @@
 """Decoding video files into RGB frames with their timestamps, sequentially (no seeking).
 
-The conversion from the stream's YUV to RGB goes through libswscale with the stream's own matrix
-and range (``VideoFrame.reformat``), in :func:`frame_to_rgb` and nowhere else.
+The conversion from the stream's YUV to RGB is :func:`mmrealsr_video.colour.frame_to_tensor`, the
+one tested routine (the stream's matrix, range and chroma siting), as in the restoration pipeline.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from pathlib import Path
 import av
 import av.error
 import numpy as np
+import torch
 
+from mmrealsr_video.colour import ColourDescription, frame_to_tensor
 from mmrealsr_video.errors import InputError
 
-__all__ = ["DecodedFrame", "VideoInfo", "frame_to_rgb", "iter_frames", "probe"]
+__all__ = ["DecodedFrame", "VideoInfo", "check_complete", "frame_to_rgb", "iter_frames", "probe"]
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +97,40 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, converted with the frame's own colour matrix and range."""
-    return frame.to_ndarray(format="rgb24")
+def frame_to_rgb(frame: av.VideoFrame, desc: ColourDescription | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, converted with the frame's own colour description (or ``desc``)."""
+    rgb, _ = frame_to_tensor(frame, desc or ColourDescription.from_frame(frame))
+    return rgb.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def check_complete(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    end_time: float,
+    path: str | Path,
+) -> None:
+    """Raises if the decoded video ends well before the duration the container declares.
+
+    FFmpeg decodes a cut-off file up to the cut without an error; the container's header still
+    declares the full duration, which tells a truncated file from a complete one.
+
+    Raises:
+        InputError: naming the file, where it ends and what it declares.
+    """
+    declared = None
+    if stream.duration is not None and stream.time_base is not None:
+        declared = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        declared = container.duration / av.time_base
+    if declared is None or declared <= 0:
+        return
+    rate = float(stream.average_rate) if stream.average_rate else 25.0
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+    if end_time - start < declared - max(0.5, 5 / rate):
+        raise InputError(
+            f"{path}: the video ends after {end_time - start:.2f} s but the file declares {declared:.2f} s; "
+            "it is truncated or damaged"
+        )
 
 
 def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
@@ -110,6 +143,7 @@ def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
     container, stream = _open(path)
     index = 0
     last_pts = None
+    desc: ColourDescription | None = None
     try:
         try:
             for frame in container.decode(stream):
@@ -122,7 +156,9 @@ def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
                         float(frame.pts * frame.time_base) if frame.time_base else float(frame.time or 0.0)
                     )
                 last_pts = pts_time
-                yield DecodedFrame(index, pts_time, frame_to_rgb(frame))
+                if desc is None:
+                    desc = ColourDescription.from_frame(frame)
+                yield DecodedFrame(index, pts_time, frame_to_rgb(frame, desc))
                 index += 1
         except av.error.FFmpegError as e:
             raise InputError(
@@ -130,5 +166,7 @@ def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
             ) from None
         if index == 0:
             raise InputError(f"{path}: the video stream holds no decodable frame")
+        rate = float(stream.average_rate) if stream.average_rate else 25.0
+        check_complete(container, stream, (last_pts or 0.0) + 1 / rate, path)
     finally:
         container.close()

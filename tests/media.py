@@ -78,3 +78,129 @@ def write_clip(
                 n += 1
         out.mux(stream.encode(None))
     return cuts
+
+
+ASS_HEADER = (
+    b"[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize\n"
+    b"Style: Default,Arial,20\n\n[Events]\n"
+    b"Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+)
+
+
+def write_av_clip(
+    path: Path,
+    *,
+    frames: int = 24,
+    size: tuple[int, int] = (64, 48),
+    fps: int = 24,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    audio: bool = True,
+    subtitles: bool = True,
+    chapters: bool = True,
+    colorspace: str = "ITU709",
+    color_range: str = "MPEG",
+    pts_step: list[int] | None = None,
+    seed: int = 0,
+) -> dict[str, object]:
+    """A short clip of a real photograph (slow pan) with AAC audio, ASS subtitles, chapters, colour tags
+    and metadata. ``pts_step`` gives per-frame pts increments (variable frame rate)."""
+    rng = np.random.default_rng(seed)
+    scene = Scene(photos()[1], frames, 0.8, 3.0)
+    w, h = size
+    pts_list: list[int] = []
+    with av.open(str(path), "w") as out:
+        out.metadata["title"] = "mmrealsr-video test clip"
+        v = out.add_stream(codec, rate=Fraction(fps))
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        v.time_base = Fraction(1, fps * 10)
+        v.codec_context.colorspace = getattr(av.video.reformatter.Colorspace, colorspace)
+        v.codec_context.color_range = getattr(av.video.reformatter.ColorRange, color_range)
+        v.metadata["language"] = "eng"
+        a = out.add_stream("aac", rate=48000) if audio else None
+        if a is not None:
+            a.layout = "stereo"
+        s = out.add_stream("ass") if subtitles else None
+        if s is not None:
+            s.codec_context.time_base = Fraction(1, 1000)
+            s.time_base = Fraction(1, 1000)
+            s.codec_context.subtitle_header = ASS_HEADER
+        if chapters:
+            out.set_chapters(
+                [
+                    {
+                        "id": 1,
+                        "start": 0,
+                        "end": 500,
+                        "time_base": Fraction(1, 1000),
+                        "metadata": {"title": "One"},
+                    },
+                    {
+                        "id": 2,
+                        "start": 500,
+                        "end": 1000,
+                        "time_base": Fraction(1, 1000),
+                        "metadata": {"title": "Two"},
+                    },
+                ]
+            )
+        pts = 0
+        for t in range(frames):
+            img = render_frame(scene, t, size, rng)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame = frame.reformat(format=pix_fmt, dst_colorspace=colorspace, dst_color_range=color_range)
+            frame.pts = pts
+            frame.time_base = v.time_base
+            pts_list.append(pts)
+            out.mux(v.encode(frame))
+            pts += pts_step[t % len(pts_step)] if pts_step else 10
+        out.mux(v.encode(None))
+        if a is not None:
+            n = int(48000 * frames / fps)
+            tone = (0.2 * np.sin(np.arange(n) * 2 * np.pi * 440 / 48000)).astype(np.float32)
+            for i in range(0, n, 1024):
+                chunk = tone[i : i + 1024]
+                if len(chunk) < 1024:
+                    break
+                af = av.AudioFrame.from_ndarray(np.stack([chunk, chunk]), format="fltp", layout="stereo")
+                af.sample_rate = 48000
+                af.pts = i
+                out.mux(a.encode(af))
+            out.mux(a.encode(None))
+        if s is not None:
+            for k, start in enumerate((100, 600)):
+                p = av.Packet(f"{k},0,Default,,0,0,0,,line {k}".encode())
+                p.stream = s
+                p.pts = p.dts = start
+                p.duration = 300
+                p.time_base = Fraction(1, 1000)
+                out.mux(p)
+    return {"pts": pts_list}
+
+
+def packets(path: Path, kind: str) -> list[tuple[int | None, bytes]]:
+    """(pts, payload) of every packet of the first stream of ``kind`` ("audio", "subtitle")."""
+    with av.open(str(path)) as c:
+        streams = [s for s in c.streams if s.type == kind]
+        if not streams:
+            return []
+        return [(p.pts, bytes(p)) for p in c.demux(streams[0]) if p.size]
+
+
+def write_audio_only(path: Path) -> None:
+    """A file with one audio stream and no video."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def write_empty_video(path: Path) -> None:
+    """A file with a video stream that holds no frame (give it an .avi name: Matroska and MP4 cannot
+    hold an empty video stream)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height = 64, 48
+        out.start_encoding()  # header and trailer, no packet
