@@ -39,10 +39,17 @@ def flops(fn) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
-    ap.add_argument("--released", action="store_true", help="use the released x4 configuration (random weights)")
+    ap.add_argument(
+        "--released", action="store_true", help="use the released x4 configuration (random weights)"
+    )
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--frames-per-scene", type=int, default=24)
-    ap.add_argument("--generator-frames", type=int, default=0, help="frames to time the generator on (default: all, 1 if released)")
+    ap.add_argument(
+        "--generator-frames",
+        type=int,
+        default=0,
+        help="frames to time the generator on (default: all, 1 if released)",
+    )
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     model = load_model(MMRRDBNet().state_dict() if args.released else args.model)
@@ -88,10 +95,15 @@ def main() -> None:
         xf = torch.from_numpy(f.rgb).permute(2, 0, 1)[None].float() / 255
         model.restore(xf, c)
     t_gen = (time.perf_counter() - t0) / g_frames * n
-    print(f"\nmodel: {name}; {sampled}/{n} frames sampled (every {cfg.sample_every} + scene starts), {cfg.crops} crops of {cfg.crop_size} px")
+    print(
+        f"\nmodel: {name}; {sampled}/{n} frames sampled (every {cfg.sample_every} + scene starts), {cfg.crops} crops of {cfg.crop_size} px"
+    )
     print(f"{'':>10} {'seconds':>9} {'GFLOP/frame':>12}")
     print(f"{'analysis':>10} {t_analysis:9.2f} {f_est / 1e9:12.3f}")
-    print(f"{'generator':>10} {t_gen:9.2f} {f_gen / 1e9:12.3f}" + (f"  (timed on {g_frames} frame(s), scaled)" if g_frames < n else ""))
+    print(
+        f"{'generator':>10} {t_gen:9.2f} {f_gen / 1e9:12.3f}"
+        + (f"  (timed on {g_frames} frame(s), scaled)" if g_frames < n else "")
+    )
     print(f"analysis / generator: time {t_analysis / t_gen:.2%}, FLOPs {f_est / f_gen:.2%}")
 
 

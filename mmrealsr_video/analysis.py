@@ -23,12 +23,19 @@ import torch
 
 from mmrealsr_video.errors import InputError
 from mmrealsr_video.model import ModulatedModel, load_model
-from mmrealsr_video.plan import PlanConfig, plan_auto, scene_ranges
+from mmrealsr_video.plan import PlanConfig, plan_auto
 from mmrealsr_video.scenes import SceneDetector, SceneDetectorConfig, normalize_cuts
 from mmrealsr_video.track import CoefficientTrack, FrameCoefficients
 from mmrealsr_video.video import DecodedFrame, iter_frames, probe
 
-__all__ = ["AnalysisConfig", "CropEstimator", "analyze", "analyze_frames", "select_crops"]
+__all__ = [
+    "AnalysisConfig",
+    "CropEstimator",
+    "StreamingAnalysis",
+    "analyze",
+    "analyze_frames",
+    "select_crops",
+]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +128,132 @@ class CropEstimator:
         self._pending.clear()
 
 
+class StreamingAnalysis:
+    """Scene detection, sampled estimation and the plan, one frame at a time.
+
+    ``push`` takes frames in order and returns the records whose coefficients are settled: a
+    scene's frames are settled when its end is known (the next cut, or the end of the stream).
+    With a ``lookahead``, a scene longer than that is settled window by window: each window uses
+    the scene's samples so far, and the values are blended from where the previous window ended,
+    so that the curve stays continuous. Scenes shorter than the lookahead get exactly the values of
+    an unbounded analysis.
+    """
+
+    def __init__(
+        self,
+        model: ModulatedModel,
+        config: AnalysisConfig | None = None,
+        *,
+        fps: float | None = None,
+        lookahead: int | None = None,
+        cuts: Sequence[int] | None = None,
+    ) -> None:
+        self.config = cfg = config or AnalysisConfig()
+        self._every = 1 if cfg.plan.mode == "raw" else cfg.sample_every
+        self._detector = None if cuts is not None else SceneDetector(cfg.detector, fps=fps or 25.0)
+        delay = self._detector.lookahead if self._detector else 0
+        self._delay = delay
+        self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=delay + 2)
+        self._cuts = sorted({int(c) for c in cuts}) if cuts is not None else None
+        self._estimator = CropEstimator(model, cfg)
+        self._lookahead = lookahead
+        self._times: dict[int, float] = {}
+        self._n = 0
+        self._pending = 0  # first frame not yet settled
+        self._scene_start = 0
+        self._scene = 0
+        self._last: tuple[float, float] | None = None  # the last settled frame's auto values
+        self.cuts: list[int] = []
+
+    def push(self, index: int, pts_time: float, rgb: np.ndarray) -> list[FrameCoefficients]:
+        """Feeds frame ``index`` (RGB uint8/uint16, any size); returns newly settled records."""
+        if index != self._n:
+            raise InputError(f"analysis: frames must arrive in order (expected {self._n}, got {index})")
+        self._n += 1
+        self._times[index] = pts_time
+        self._recent.append((index, rgb))
+        if index % self._every == 0 or (self._cuts is not None and index in self._cuts):
+            self._estimator.add(index, rgb)
+        if self._detector is not None:
+            new = self._detector.process_frame(index, rgb)
+        else:
+            new = [index] if self._cuts is not None and index in self._cuts and index > 0 else []
+        out: list[FrameCoefficients] = []
+        for cut in new:
+            out += self._cut(cut)
+        if self._lookahead is not None and index + 1 - self._pending > self._lookahead:
+            safe = index + 1 - self._delay  # no unconfirmed cut can fall before this frame
+            if safe > self._pending:
+                out += self._settle(safe, scene_ends=False)
+        return out
+
+    def finish(self) -> list[FrameCoefficients]:
+        """Ends the stream: settles every remaining frame."""
+        out: list[FrameCoefficients] = []
+        if self._detector is not None:
+            for cut in self._detector.post_process():
+                out += self._cut(cut)
+        if self._n == 0:
+            raise InputError("analysis: the video holds no frame")
+        if self._pending < self._n:
+            out += self._settle(self._n, scene_ends=True)
+        return out
+
+    def _cut(self, cut: int) -> list[FrameCoefficients]:
+        if cut <= self._scene_start or cut < self._pending:
+            return []  # too late to honour (already settled past it)
+        for i, rgb in self._recent:
+            if i == cut:
+                self._estimator.add(cut, rgb)
+                break
+        out = self._settle(cut, scene_ends=True)
+        self.cuts.append(cut)
+        self._scene += 1
+        self._scene_start = cut
+        return out
+
+    def _settle(self, end: int, *, scene_ends: bool) -> list[FrameCoefficients]:
+        self._estimator.flush()
+        first, samples = self._scene_start, self._estimator.samples
+        scene_samples = {i - first: v for i, v in samples.items() if first <= i < end}
+        length = end - first
+        if scene_samples:
+            auto = plan_auto(length, [], scene_samples, self.config.plan)[self._pending - first :]
+        else:
+            fallback = self._last if self._last is not None else (0.0, 0.0)
+            auto = np.tile(np.asarray(fallback, dtype=np.float64), (end - self._pending, 1))
+        if self._pending > first and self._last is not None and len(auto):
+            # Continue from the previous window: the difference fades out over this window.
+            gap = np.asarray(self._last) - auto[0]
+            ramp = 1.0 - np.arange(len(auto))[:, None] / len(auto)
+            auto = np.clip(auto + gap * ramp, 0.0, 1.0)
+        records = []
+        for k, i in enumerate(range(self._pending, end)):
+            raw = samples.get(i)
+            b, n = float(auto[k, 0]), float(auto[k, 1])
+            records.append(
+                FrameCoefficients(
+                    index=i,
+                    pts_time=self._times.pop(i),
+                    scene=self._scene,
+                    raw_blur=raw[0] if raw else None,
+                    raw_noise=raw[1] if raw else None,
+                    auto_blur=b,
+                    auto_noise=n,
+                    blur=b,
+                    noise=n,
+                    source="auto",
+                )
+            )
+        if records:
+            self._last = (records[-1].auto_blur, records[-1].auto_noise)
+        self._pending = end
+        if scene_ends:
+            for i in [i for i in samples if i < end]:
+                del samples[i]  # memory stays bounded by the scene, not the video
+        return records
+
+
 def analyze_frames(
     frames: Iterable[DecodedFrame],
     model: ModulatedModel,
@@ -132,67 +265,21 @@ def analyze_frames(
 ) -> CoefficientTrack:
     """Analyses decoded frames (in order) with ``model``'s estimator; see :func:`analyze`."""
     cfg = config or AnalysisConfig()
-    every = 1 if cfg.plan.mode == "raw" else cfg.sample_every
-    detector = None if cuts is not None else SceneDetector(cfg.detector, fps=fps or 25.0)
-    recent: deque[DecodedFrame] = deque(maxlen=(detector.lookahead + 2) if detector else 1)
-    estimator = CropEstimator(model, cfg)
-    found: list[int] = []
-    times: list[float] = []
-    wanted_cuts = set(cuts or ())
+    clean_cuts = None
+    if cuts is not None:
+        clean_cuts = normalize_cuts(cuts, 2**62, source="external cuts")
+    stream = StreamingAnalysis(model, cfg, fps=fps, cuts=clean_cuts)
+    records: list[FrameCoefficients] = []
     for frame in frames:
-        times.append(frame.pts_time)
-        recent.append(frame)
-        if frame.index % every == 0 or frame.index in wanted_cuts:
-            estimator.add(frame.index, frame.rgb)
-        if detector is not None:
-            for cut in detector.process_frame(frame.index, frame.rgb):
-                found.append(cut)
-                _sample_cut(estimator, recent, cut)
+        records += stream.push(frame.index, frame.pts_time, frame.rgb)
         if on_frame is not None:
             on_frame(frame.index)
-    n = len(times)
-    if n == 0:
-        raise InputError("analysis: the video holds no frame")
-    if detector is not None:
-        for cut in detector.post_process():
-            found.append(cut)
-            _sample_cut(estimator, recent, cut)
-        scene_cuts = normalize_cuts(found, n, min_scene_len=cfg.detector.min_scene_len)
-    else:
-        scene_cuts = normalize_cuts(cuts or (), n, source="external cuts")
-        late = [c for c in (cuts or ()) if isinstance(c, int) and c >= n]
+    records += stream.finish()
+    if clean_cuts:
+        late = [c for c in clean_cuts if c >= len(records)]
         if late:
-            log.warning("external cuts past the last frame (%d) ignored: %s", n - 1, late[:5])
-    estimator.flush()
-    auto = plan_auto(n, scene_cuts, estimator.samples, cfg.plan)
-    records = []
-    for scene, (first, last) in enumerate(scene_ranges(scene_cuts, n)):
-        for i in range(first, last):
-            raw = estimator.samples.get(i)
-            records.append(
-                FrameCoefficients(
-                    index=i,
-                    pts_time=times[i],
-                    scene=scene,
-                    raw_blur=raw[0] if raw else None,
-                    raw_noise=raw[1] if raw else None,
-                    auto_blur=float(auto[i, 0]),
-                    auto_noise=float(auto[i, 1]),
-                    blur=float(auto[i, 0]),
-                    noise=float(auto[i, 1]),
-                    source="auto",
-                )
-            )
+            log.warning("external cuts past the last frame (%d) ignored: %s", len(records) - 1, late[:5])
     return CoefficientTrack(tuple(records), model=model.name, fps=fps)
-
-
-def _sample_cut(estimator: CropEstimator, recent: deque[DecodedFrame], cut: int) -> None:
-    """Every scene's first frame is sampled, from the frames still held for the detector's lookahead."""
-    for frame in recent:
-        if frame.index == cut:
-            estimator.add(cut, frame.rgb)
-            return
-    log.debug("cut at %d confirmed after its frame left the lookahead; scene sampled from later frames", cut)
 
 
 def analyze(

@@ -177,6 +177,82 @@ def _read_cuts(text: str) -> list[int]:
     return cuts
 
 
+def _parse_frames(text: str | None) -> tuple[int, int | None] | None:
+    if text is None:
+        return None
+    a, sep, b = text.partition(":")
+    try:
+        first = int(a) if a.strip() else 0
+        end = int(b) if b.strip() else None
+    except ValueError:
+        raise InputError(
+            f"--frames {text!r}: expected A:B (frame numbers, end exclusive), e.g. 100:250"
+        ) from None
+    if not sep:
+        raise InputError(f"--frames {text!r}: expected A:B (frame numbers, end exclusive), e.g. 100:250")
+    return first, end
+
+
+def _parse_time(text: str | None, field: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise InputError(f"{field} {text!r}: expected seconds (12.5) or a timecode (HH:MM:SS.mmm)") from None
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return seconds
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from mmrealsr_video.analysis import AnalysisConfig
+    from mmrealsr_video.pipeline import EncodeSettings, RestoreSettings, restore_video
+    from mmrealsr_video.plan import PlanConfig
+
+    options = {}
+    for item in args.encoder_opt or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--encoder-opt {item!r}: expected key=value")
+        options[key] = value
+    device = _device(args.device)
+    blur = parse_coefficient(args.blur, field="--blur")
+    noise = parse_coefficient(args.noise, field="--noise")
+    settings = RestoreSettings(
+        model=args.model,
+        device=device,
+        dtype=_precision(args.precision, device),
+        batch=args.batch or (4 if device.startswith("cuda") else 1),
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        blur=None if blur.kind == "auto" else blur,
+        noise=None if noise.kind == "auto" else noise,
+        keyframes=args.keyframes,
+        track=args.track,
+        save_track=args.save_track,
+        analysis=AnalysisConfig(plan=PlanConfig(mode=args.mode)),
+        encode=EncodeSettings(
+            codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, options=options
+        ),
+        outscale=args.outscale,
+        frames=_parse_frames(args.frames),
+        start=_parse_time(args.start, "--start"),
+        duration=_parse_time(args.duration, "--duration"),
+        force=args.force,
+        progress=not args.quiet,
+    )
+    summary = restore_video(args.input, args.output, settings)
+    print(
+        f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.2f} fps), {summary.scenes} scenes, "
+        f"blur {summary.blur_range[0]:.3f}-{summary.blur_range[1]:.3f}, "
+        f"noise {summary.noise_range[0]:.3f}-{summary.noise_range[1]:.3f}, "
+        f"{summary.width}x{summary.height} -> {summary.output}"
+    )
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     try:
         from training.train import train
@@ -224,6 +300,52 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     img.add_argument("--force", action="store_true", help="overwrite an existing output")
     img.set_defaults(func=_cmd_image)
+
+    rs = sub.add_parser(
+        "restore", help="restore a video file (audio, subtitles, chapters and metadata copied)"
+    )
+    rs.add_argument("input", help="video file")
+    rs.add_argument("output", help="output file; the container follows the extension (.mp4, .mkv, .mov...)")
+    rs.add_argument("--model", default="default", help="bundled model name or weights file")
+    rs.add_argument("--track", help="coefficient track from 'analyze' (JSON/CSV) to use instead of analysing")
+    rs.add_argument(
+        "--keyframes", help="keyframe file or string (the input is analysed first, then restored)"
+    )
+    rs.add_argument("--save-track", help="write the coefficients used to this track file (.json/.csv)")
+    rs.add_argument(
+        "--blur", default="auto", help="number in [0,1], 'auto', or relative like +0.1 (applies on top)"
+    )
+    rs.add_argument(
+        "--noise", default="auto", help="number in [0,1], 'auto', or relative like -0.2 (applies on top)"
+    )
+    rs.add_argument(
+        "--mode", choices=["scene", "drift", "raw"], default="scene", help="automatic plan (default scene)"
+    )
+    rs.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if available)")
+    rs.add_argument("--precision", choices=sorted(_PRECISIONS), help="default: fp16 on CUDA, fp32 on the CPU")
+    rs.add_argument(
+        "--batch", type=int, default=None, help="frames per model call (default 1 on CPU, 4 on CUDA)"
+    )
+    rs.add_argument(
+        "--tile", type=int, default=None, help="tile side in input pixels (default: only when needed)"
+    )
+    rs.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
+    rs.add_argument(
+        "--outscale", type=float, default=None, help="final scale, by a high-quality resize after the model"
+    )
+    rs.add_argument("--codec", help="encoder (default libx264; ffv1 for lossless)")
+    rs.add_argument("--crf", type=int, help="quality for x264/x265/SVT-AV1 (default 18)")
+    rs.add_argument("--preset", help="encoder preset (x264 default medium)")
+    rs.add_argument("--pix-fmt", help="output pixel format (default: keeps the input's bit depth and chroma)")
+    rs.add_argument(
+        "--encoder-opt", action="append", metavar="KEY=VALUE", help="extra encoder option (repeatable)"
+    )
+    rs.add_argument("--frames", help="a part of the input: A:B frame numbers, end exclusive")
+    rs.add_argument("--start", help="a part of the input: start time (seconds or HH:MM:SS.mmm)")
+    rs.add_argument("--duration", help="a part of the input: duration (seconds or HH:MM:SS.mmm)")
+    rs.add_argument("--force", action="store_true", help="overwrite an existing output")
+    rs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    rs.set_defaults(func=_cmd_restore)
 
     an = sub.add_parser("analyze", help="find scenes, estimate blur and noise, write a coefficient track")
     an.add_argument("input", help="video file")

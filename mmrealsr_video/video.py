@@ -125,7 +125,11 @@ def check_complete(
     if declared is None or declared <= 0:
         return
     rate = float(stream.average_rate) if stream.average_rate else 25.0
-    start = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+    start = (
+        float(stream.start_time * stream.time_base)
+        if stream.start_time is not None and stream.time_base
+        else 0.0
+    )
     if end_time - start < declared - max(0.5, 5 / rate):
         raise InputError(
             f"{path}: the video ends after {end_time - start:.2f} s but the file declares {declared:.2f} s; "

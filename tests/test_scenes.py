@@ -27,7 +27,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
     blurs = [0.5, 2, 1, 3, 0.2, 1, 0]
     noises = [0, 20, 5, 30, 10, 0, 40]
     scenes = [
-        Scene(ph[i % 5], lengths[i], blurs[i], noises[i], flash_at=10 if i in (2, 6) else None) for i in range(7)
+        Scene(ph[i % 5], lengths[i], blurs[i], noises[i], flash_at=10 if i in (2, 6) else None)
+        for i in range(7)
     ]
     path = tmp_path_factory.mktemp("scenes") / "cuts.mkv"
     return path, write_clip(path, scenes, size=(256, 144))

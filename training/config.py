@@ -218,10 +218,15 @@ class LossConfig:
     rank_blur_weight: float = 0.01
     rank_noise_weight: float = 0.01
     anchor_weight: float = 1e-4
+    #: Ours (not in the release): also train on single-axis anchors, one degradation at its worst
+    #: with that knob pinned to 1 and the other knob estimated, so each knob learns its own effect.
+    axis_anchors: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
+            if isinstance(v, bool):
+                continue
             _check(self.SECTION, f.name, math.isfinite(v) and v >= 0, "must be a finite number >= 0", v)
 
 

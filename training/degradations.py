@@ -24,6 +24,7 @@ from mmrealsr_video.errors import InputError
 from training._kernels import GAUSSIAN_KINDS, Kernel, fft_filter, gaussian_kernel_1d, kernel_stack
 
 __all__ = [
+    "AXIS_ANCHORS",
     "COPY_NAMES",
     "DEGRADED_COPIES",
     "KERNEL_KINDS",
@@ -62,7 +63,13 @@ _COPY_LEVELS: dict[str, tuple[Level, Level]] = {
     "more_blur": ("more", "base"),
     "more_noise": ("base", "more"),
     "max_anchor": ("worst", "worst"),
+    # Ours, optional (``synthesize(..., axis_anchors=True)``): one degradation at its worst, the
+    # other as in base, so that each knob's far end is learnt on its own.
+    "blur_anchor": ("worst", "base"),
+    "noise_anchor": ("base", "worst"),
 }
+#: The optional single-axis anchors (see ``_COPY_LEVELS``).
+AXIS_ANCHORS = ("blur_anchor", "noise_anchor")
 
 # Poisson noise is drawn through its Gaussian approximation (variance = mean) at this many counts per
 # unit intensity, Real-ESRGAN's value for 8-bit images; see `Noise`.
@@ -383,7 +390,7 @@ def resolve(sample: SamplePlan, copy: str) -> CopyDegradation:
         InputError: for an unknown copy name.
     """
     if copy not in _COPY_LEVELS:
-        raise InputError(f"resolve: unknown copy {copy!r}; expected one of {DEGRADED_COPIES}")
+        raise InputError(f"resolve: unknown copy {copy!r}; expected one of {tuple(_COPY_LEVELS)}")
     blur, noise = _COPY_LEVELS[copy]
     return CopyDegradation(
         blur1=sample.blur1.at(blur) if sample.blur1 is not None else None,
@@ -732,7 +739,9 @@ def usm_sharpen(
     return soft * sharp + (1.0 - soft) * img
 
 
-def synthesize(gt: torch.Tensor, cfg: DegradationConfig, rng: torch.Generator) -> dict[str, torch.Tensor]:
+def synthesize(
+    gt: torch.Tensor, cfg: DegradationConfig, rng: torch.Generator, *, axis_anchors: bool = False
+) -> dict[str, torch.Tensor]:
     """Synthesises MM-RealSR's training copies for a batch of GT patches.
 
     Args:
@@ -744,7 +753,9 @@ def synthesize(gt: torch.Tensor, cfg: DegradationConfig, rng: torch.Generator) -
         ``"gt"`` (the input), ``"gt_usm"`` (the unsharp-masked GT, the L1 target, (B, 3, H, W)) and the
         five LR copies of ``COPY_NAMES``, each (B, 3, H / scale, W / scale) float32 in [0, 1] on 8-bit
         levels: ``base``, ``more_blur``, ``more_noise``, ``max_anchor`` and ``min_anchor`` (``gt_usm``
-        area-downscaled, no degradation).
+        area-downscaled, no degradation); with ``axis_anchors`` also ``blur_anchor`` and
+        ``noise_anchor`` (one degradation at its worst, the other as in base). The extra copies are
+        rendered from the same plan: the other copies are identical with or without them.
 
     Raises:
         InputError: ``gt`` of the wrong shape or type.
@@ -755,7 +766,7 @@ def synthesize(gt: torch.Tensor, cfg: DegradationConfig, rng: torch.Generator) -
     gt_usm = usm_sharpen(gt, radius=cfg.usm_radius, weight=cfg.usm_weight, threshold=cfg.usm_threshold)
     plan = sample_plan(gt.shape[0], cfg, rng)
     _log.debug("synthesis plan: %s", plan)
-    out = render(gt_usm, plan)
+    out = render(gt_usm, plan, (*DEGRADED_COPIES, *AXIS_ANCHORS) if axis_anchors else DEGRADED_COPIES)
     out["min_anchor"] = _quantize(F.interpolate(gt_usm, size=(h // cfg.scale, w // cfg.scale), mode="area"))
     return {"gt": gt, "gt_usm": gt_usm, **out}
 

@@ -49,7 +49,7 @@ _STATE_FORMAT = "mmrealsr-video/train-state"
 _STATE_VERSION = 1
 #: The synthesised tensors a step uses, in the estimator's batch order (copy-major).
 _LR_COPIES = ("base", "more_blur", "more_noise", "min_anchor", "max_anchor")
-_POOLED = ("gt", "gt_usm", *_LR_COPIES)
+_AXIS_COPIES = ("blur_anchor", "noise_anchor")
 
 
 class TrainingError(MMRealSRVideoError, RuntimeError):
@@ -202,6 +202,7 @@ class Trainer:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.device = _resolve_device(cfg.run.device)
         self.gan = cfg.stage == "gan"
+        self._lr_copies = (*_LR_COPIES, *_AXIS_COPIES) if cfg.loss.axis_anchors else _LR_COPIES
         self.autocast_dtype: torch.dtype | None = None
         if cfg.run.precision == "bf16":
             if self.device.type == "cuda":
@@ -411,8 +412,10 @@ class Trainer:
         """Draws GT patches, synthesises their degraded copies and passes them through the pool."""
         gt = self.sampler.sample(self.gen_data)
         with torch.no_grad():
-            syn = synthesize(gt, self.cfg.degradation, self.gen_degrade)
-        batch = {k: syn[k].to(self.device, non_blocking=True) for k in _POOLED}
+            syn = synthesize(
+                gt, self.cfg.degradation, self.gen_degrade, axis_anchors=self.cfg.loss.axis_anchors
+            )
+        batch = {k: syn[k].to(self.device, non_blocking=True) for k in ("gt", "gt_usm", *self._lr_copies)}
         return self.pool.exchange(batch, self.gen_pool)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -439,7 +442,7 @@ class Trainer:
         """One optimisation step on a synthesised batch; returns the (detached) loss terms."""
         self._set_lr()
         b = batch["base"].shape[0]
-        lq = torch.cat([batch[k] for k in _LR_COPIES])
+        lq = torch.cat([batch[k] for k in self._lr_copies])
         one = lq.new_ones(b, 2)
         terms: dict[str, torch.Tensor] = {}
         with self._autocast():
@@ -451,8 +454,18 @@ class Trainer:
             # Degraded copies use the estimator's output (gradients reach it through the generator
             # too, as in the original); the anchors are pinned to exactly 0 and 1.
             coeffs = torch.cat([est[: 3 * b], one * 0, one])
+            if self.cfg.loss.axis_anchors:
+                # Single-axis anchors: the worst degradation's knob pinned to 1, the other estimated.
+                blur_a, noise_a = est[5 * b : 6 * b], est[6 * b : 7 * b]
+                coeffs = torch.cat(
+                    [
+                        coeffs,
+                        torch.stack([one[:, 0], blur_a[:, 1]], 1),
+                        torch.stack([noise_a[:, 0], one[:, 1]], 1),
+                    ]
+                )
             out = self.modnet.restore(lq, coeffs)
-        eo = EstimatorOutputs(est, b)
+        eo = EstimatorOutputs(est[: 5 * b], b)
         l1_target = batch["gt_usm"] if (not self.gan or self.cfg.gan.l1_gt_usm) else batch["gt"]
         terms["l_pix"] = self.cfg.loss.l1_weight * self._l1_to(out, l1_target)
         if self.gan:

@@ -102,7 +102,12 @@ class CompactNet(nn.Module):
         self.de_net = CompactEstimator(c)
         # Budget for automatic tiling: features at input size, the shuffled output at scale**2.
         self.activation_elems_per_input_pixel = 4 * nf + 6 * c.scale * c.scale
-        scaled_init([self.conv_first, self.body, self.conv_last], 0.1)
+        # A plain (non-residual) stack needs full He initialisation: ESRGAN's 0.1 scaling would
+        # shrink the signal ten-fold per layer and starve the body of gradient (measured: the
+        # generator did not learn at all). Only the last layer starts small, so the network
+        # starts close to its nearest-neighbour skip.
+        scaled_init([self.conv_first, self.body], 1.0)
+        scaled_init([self.conv_last], 0.1)
         scaled_init([self.dd_embed, self.de_net], 1.0)
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)

@@ -368,3 +368,19 @@ def test_degrade_fixed_is_monotone_in_blur_and_noise(gt: torch.Tensor) -> None:
     ]
     assert errors[0] == 0.0
     assert all(a < b for a, b in itertools.pairwise(errors)), errors
+
+
+def test_axis_anchors_leave_the_other_copies_unchanged() -> None:
+    from training.degradations import AXIS_ANCHORS, DegradationConfig, synthesize
+
+    gt = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    cfg = DegradationConfig(usm_radius=2)
+    plain = synthesize(gt, cfg, torch.Generator().manual_seed(5))
+    extra = synthesize(gt, cfg, torch.Generator().manual_seed(5), axis_anchors=True)
+    for name, value in plain.items():
+        assert torch.equal(value, extra[name]), name
+    for name in AXIS_ANCHORS:
+        assert extra[name].shape == plain["base"].shape
+    # Each single-axis anchor is degraded more than base along its own axis only.
+    assert not torch.equal(extra["blur_anchor"], plain["base"])
+    assert not torch.equal(extra["noise_anchor"], plain["base"])

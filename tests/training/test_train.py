@@ -24,6 +24,7 @@ from training.__main__ import main
 from training.config import (
     DataConfig,
     GANConfig,
+    LossConfig,
     ModelConfig,
     OptimConfig,
     RunConfig,
@@ -411,3 +412,31 @@ def test_command_line(images: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["train", str(bad), "--run-dir", str(tmp_path / "x"), "-q"]) == 2
     assert main(["config", str(path)]) == 0
     assert "[degradation]" in capsys.readouterr().out
+
+
+def test_axis_anchors_train_with_pinned_knobs(images: Path, tmp_path: Path) -> None:
+    """loss.axis_anchors adds the single-axis anchors: 7 copies per patch, each knob pinned to 1 on its own."""
+    cfg = tiny_config(
+        images,
+        data=DataConfig(dataroot=(str(images),), gt_size=32, batch_size=2, pool_size=4, decode_workers=1),
+        degradation=DegradationConfig(usm_radius=2),
+        loss=dataclasses.replace(LossConfig(), axis_anchors=True),
+        optim=OptimConfig(total_iter=3, lr=1e-3),
+        run=RunConfig(device="cpu", log_every=1, checkpoint_every=3),
+    )
+    trainer = Trainer(cfg, tmp_path / "axis", progress=False)
+    batch = trainer.next_batch()
+    assert {"blur_anchor", "noise_anchor"} <= set(batch)
+    seen: list[torch.Tensor] = []
+    original = trainer.modnet.restore
+
+    def spy(x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        seen.append(coeffs.detach())
+        return original(x, coeffs)
+
+    trainer.modnet.restore = spy  # type: ignore[method-assign]
+    trainer.train_step(batch)
+    coeffs = seen[0]
+    assert coeffs.shape == (7 * 2, 2)
+    assert torch.all(coeffs[10:12, 0] == 1) and torch.all(coeffs[12:14, 1] == 1)
+    assert torch.all(coeffs[6:8] == 0) and torch.all(coeffs[8:10] == 1)

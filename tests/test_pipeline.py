@@ -1,0 +1,155 @@
+"""The streaming restoration pipeline end to end, on real files made in the test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from mmrealsr_video import load_model
+from mmrealsr_video.errors import InputError, OutputError
+from mmrealsr_video.pipeline import EncodeSettings, RestoreSettings, restore_video
+from mmrealsr_video.track import CoefficientTrack
+from tests.media import packets, write_audio_only, write_av_clip, write_empty_video
+
+EXE = Path(sys.executable).with_name("mmrealsr-video")
+
+
+def _frames(path: Path) -> list[av.VideoFrame]:
+    with av.open(str(path)) as c:
+        return list(c.decode(video=0))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pipeline") / "source.mkv"
+    write_av_clip(path, frames=30, size=(48, 32))
+    return path
+
+
+def test_end_to_end_keeps_everything(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "restored.mkv"
+    summary = restore_video(clip, out, RestoreSettings(progress=False, save_track=tmp_path / "t.json"))
+    src, dst = _frames(clip), _frames(out)
+    assert summary.frames == len(dst) == len(src) == 30
+    assert [f.pts for f in dst] == [f.pts for f in src]
+    assert (dst[0].width, dst[0].height) == (4 * 48, 4 * 32)
+    assert packets(out, "audio") == packets(clip, "audio")  # byte-identical, same timestamps
+    assert packets(out, "subtitle") == packets(clip, "subtitle")
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        assert [c["metadata"] for c in b.chapters()] == [c["metadata"] for c in a.chapters()]
+        assert b.metadata.get("title") == a.metadata["title"]
+        va, vb = a.streams.video[0].codec_context, b.streams.video[0].codec_context
+        assert (vb.colorspace, vb.color_range) == (va.colorspace, va.color_range)
+    track = CoefficientTrack.load(tmp_path / "t.json")
+    assert len(track) == 30 and track.model == "default"
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_part_of_the_input_and_fixed_coefficients(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "part.mkv"
+    summary = restore_video(
+        clip,
+        out,
+        RestoreSettings(
+            progress=False, frames=(6, 18), outscale=2, save_track=tmp_path / "p.csv", noise=None
+        ),
+    )
+    dst = _frames(out)
+    assert summary.frames == len(dst) == 12
+    assert (dst[0].width, dst[0].height) == (96, 64)
+    src = _frames(clip)
+    assert [f.pts - dst[0].pts for f in dst] == [f.pts - src[6].pts for f in src[6:18]]
+
+
+def test_same_track_same_frames_as_streaming(clip: Path, tmp_path: Path) -> None:
+    """restore --track with the track that streaming analysis produced gives identical frames."""
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    lossless = EncodeSettings(codec="ffv1")
+    restore_video(clip, a, RestoreSettings(progress=False, encode=lossless, save_track=tmp_path / "a.json"))
+    restore_video(clip, b, RestoreSettings(progress=False, encode=lossless, track=tmp_path / "a.json"))
+    for fa, fb in zip(_frames(a), _frames(b), strict=True):
+        assert np.array_equal(fa.to_ndarray(), fb.to_ndarray())
+
+
+@pytest.mark.parametrize(
+    "case", ["truncated", "no_video", "zero_frames", "unwritable", "same_as_input", "exists"]
+)
+def test_bad_inputs_fail_cleanly(clip: Path, tmp_path: Path, case: str) -> None:
+    src = tmp_path / "in.mkv"
+    src.write_bytes(clip.read_bytes())
+    out = tmp_path / "out.mkv"
+    if case == "truncated":
+        data = src.read_bytes()
+        src.write_bytes(data[: len(data) // 3])
+    elif case == "no_video":
+        write_audio_only(src)
+    elif case == "zero_frames":
+        src.unlink()
+        src = tmp_path / "in.avi"
+        write_empty_video(src)
+    elif case == "unwritable":
+        out = Path("/proc/mmrealsr-video-test-out.mkv")  # not writable even for root
+    elif case == "same_as_input":
+        out = src
+    elif case == "exists":
+        out.write_bytes(b"keep")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    r = subprocess.run(
+        [str(EXE), "restore", str(src), str(out), "-q"], capture_output=True, text=True, timeout=300
+    )
+    if case == "truncated" and r.returncode == 0:
+        pytest.fail("a truncated input was restored without a word")
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr and "error:" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing left behind
+    if case == "exists":
+        assert out.read_bytes() == b"keep"
+
+
+def test_errors_are_typed(clip: Path, tmp_path: Path) -> None:
+    with pytest.raises(OutputError):
+        restore_video(clip, clip, RestoreSettings(progress=False))
+    with pytest.raises(InputError):
+        restore_video(tmp_path / "absent.mkv", tmp_path / "x.mkv", RestoreSettings(progress=False))
+    with pytest.raises(InputError, match="--frames"):
+        RestoreSettings(frames=(10, 5))
+    assert load_model("default").scale == 4
+
+
+def test_variable_frame_rate_and_ten_bit(tmp_path: Path) -> None:
+    src = tmp_path / "vfr10.mkv"
+    write_av_clip(
+        src,
+        frames=14,
+        size=(40, 24),
+        codec="ffv1",
+        pix_fmt="yuv420p10le",
+        audio=False,
+        subtitles=False,
+        chapters=False,
+        pts_step=[10, 30, 20],
+    )
+    out = tmp_path / "out.mkv"
+    restore_video(src, out, RestoreSettings(progress=False, encode=EncodeSettings(codec="ffv1")))
+    a, b = _frames(src), _frames(out)
+    assert [f.pts for f in b] == [f.pts for f in a]  # uneven steps kept exactly
+    assert b[0].format.name == "yuv420p10le"  # the input's bit depth is kept
+    assert len(set(np.diff([f.pts for f in a]))) > 1
+
+
+def test_cli_restore_prints_summary(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli.mp4"
+    r = subprocess.run(
+        [str(EXE), "restore", str(clip), str(out), "--noise", "+0.1", "--frames", ":8", "--crf", "28", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "8 frames" in r.stdout and str(out) in r.stdout
+    assert len(_frames(out)) == 8
