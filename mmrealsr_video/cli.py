@@ -263,6 +263,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_restore_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every restoring command shares: model, coefficients, device, tiling, output."""
+    p.add_argument(
+        "--model", default="default", help="bundled model name or weights file (.pth/.safetensors)"
+    )
+    p.add_argument("--blur", default="auto", help="number in [0,1], 'auto', or relative to auto like +0.1")
+    p.add_argument("--noise", default="auto", help="number in [0,1], 'auto', or relative to auto like -0.2")
+    p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--precision", choices=sorted(_PRECISIONS), help="default: fp16 on CUDA, fp32 on the CPU")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="tile side in input pixels (default: only when needed; 0: never)",
+    )
+    p.add_argument(
+        "--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)"
+    )
+    p.add_argument(
+        "--outscale", type=float, default=None, help="final scale, by a high-quality resize after the model"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mmrealsr-video",
@@ -277,28 +301,7 @@ def _build_parser() -> argparse.ArgumentParser:
     img = sub.add_parser("image", help="restore one still image")
     img.add_argument("input", help="image file (PNG, JPEG, TIFF 8/16-bit, WebP)")
     img.add_argument("output", help="where to write the result (type from the extension)")
-    img.add_argument(
-        "--model", default="default", help="bundled model name or weights file (.pth/.safetensors)"
-    )
-    img.add_argument("--blur", default="auto", help="number in [0,1], 'auto', or relative to auto like +0.1")
-    img.add_argument("--noise", default="auto", help="number in [0,1], 'auto', or relative to auto like -0.2")
-    img.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if available)")
-    img.add_argument(
-        "--precision", choices=sorted(_PRECISIONS), help="default: fp16 on CUDA, fp32 on the CPU"
-    )
-    img.add_argument(
-        "--tile",
-        type=int,
-        default=None,
-        help="tile side in input pixels (default: only when needed; 0: never)",
-    )
-    img.add_argument(
-        "--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)"
-    )
-    img.add_argument(
-        "--outscale", type=float, default=None, help="final scale, by a high-quality resize after the model"
-    )
-    img.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _add_restore_arguments(img)
     img.set_defaults(func=_cmd_image)
 
     rs = sub.add_parser(
@@ -306,32 +309,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     rs.add_argument("input", help="video file")
     rs.add_argument("output", help="output file; the container follows the extension (.mp4, .mkv, .mov...)")
-    rs.add_argument("--model", default="default", help="bundled model name or weights file")
+    _add_restore_arguments(rs)
     rs.add_argument("--track", help="coefficient track from 'analyze' (JSON/CSV) to use instead of analysing")
     rs.add_argument(
         "--keyframes", help="keyframe file or string (the input is analysed first, then restored)"
     )
     rs.add_argument("--save-track", help="write the coefficients used to this track file (.json/.csv)")
     rs.add_argument(
-        "--blur", default="auto", help="number in [0,1], 'auto', or relative like +0.1 (applies on top)"
-    )
-    rs.add_argument(
-        "--noise", default="auto", help="number in [0,1], 'auto', or relative like -0.2 (applies on top)"
-    )
-    rs.add_argument(
         "--mode", choices=["scene", "drift", "raw"], default="scene", help="automatic plan (default scene)"
     )
-    rs.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if available)")
-    rs.add_argument("--precision", choices=sorted(_PRECISIONS), help="default: fp16 on CUDA, fp32 on the CPU")
     rs.add_argument(
         "--batch", type=int, default=None, help="frames per model call (default 1 on CPU, 4 on CUDA)"
-    )
-    rs.add_argument(
-        "--tile", type=int, default=None, help="tile side in input pixels (default: only when needed)"
-    )
-    rs.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
-    rs.add_argument(
-        "--outscale", type=float, default=None, help="final scale, by a high-quality resize after the model"
     )
     rs.add_argument("--codec", help="encoder (default libx264; ffv1 for lossless)")
     rs.add_argument("--crf", type=int, help="quality for x264/x265/SVT-AV1 (default 18)")
@@ -343,7 +331,6 @@ def _build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--frames", help="a part of the input: A:B frame numbers, end exclusive")
     rs.add_argument("--start", help="a part of the input: start time (seconds or HH:MM:SS.mmm)")
     rs.add_argument("--duration", help="a part of the input: duration (seconds or HH:MM:SS.mmm)")
-    rs.add_argument("--force", action="store_true", help="overwrite an existing output")
     rs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rs.set_defaults(func=_cmd_restore)
 

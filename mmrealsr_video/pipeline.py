@@ -52,7 +52,7 @@ from mmrealsr_video.files import atomic_output
 from mmrealsr_video.keyframes import apply_fixed
 from mmrealsr_video.model import ModulatedModel, load_model
 from mmrealsr_video.track import CoefficientTrack, FrameCoefficients
-from mmrealsr_video.video import check_complete
+from mmrealsr_video.video import as_fraction, check_complete, open_video
 
 __all__ = ["EncodeSettings", "RestoreSettings", "RestoreSummary", "restore_video"]
 
@@ -170,19 +170,6 @@ def _check_paths(src: Path, dst: Path, force: bool) -> None:
         raise OutputError(f"{dst}: unknown container {dst.suffix!r}; use one of {', '.join(sorted(_MUXERS))}")
 
 
-def _open_input(src: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    try:
-        container = av.open(str(src))
-    except (av.error.FFmpegError, OSError) as e:
-        raise InputError(f"{src}: cannot be opened as a video ({e})") from None
-    if not container.streams.video:
-        container.close()
-        raise InputError(f"{src}: has no video stream")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    return container, stream
-
-
 class _Range:
     """Which input frames (by index) and which times are kept."""
 
@@ -280,7 +267,7 @@ def _add_video_stream(
         av.codec.Codec(codec, "w")
     except (av.error.FFmpegError, ValueError):
         raise OutputError(f"{dst}: unknown encoder {codec!r} (see 'ffmpeg -encoders' for names)") from None
-    rate = _fraction(src.average_rate or src.guessed_rate) or Fraction(25)
+    rate = as_fraction(src.average_rate or src.guessed_rate) or Fraction(25)
     options = dict(enc.options)
     if codec in _CRF_CODECS:
         options.setdefault("crf", str(enc.crf if enc.crf is not None else 18))
@@ -376,7 +363,7 @@ def restore_video(
     model = load_model(s.model, device=s.device, dtype=s.dtype)
     full_track = _prepared_track(src, model, s)
     t_start = time.perf_counter()
-    container, vstream = _open_input(src)
+    container, vstream = open_video(src)
     try:
         with atomic_output(dst) as tmp:
             summary = _run(container, vstream, tmp, dst, model, s, full_track, t_start)
@@ -494,7 +481,7 @@ def _run(
                     )[0, 0]
                 assert ostream is not None
                 out = tensor_to_frame(y[k], desc, ostream.pix_fmt or "yuv420p", alpha)
-                out.pts = _shifted_pts(frame, offset[0] or 0.0, _fraction(vstream.time_base))
+                out.pts = _shifted_pts(frame, offset[0] or 0.0, as_fraction(vstream.time_base))
                 out.time_base = vstream.time_base
                 to_encode.put(("frame", out))
                 written += 1
@@ -606,11 +593,6 @@ def _run(
         width=out_w,
         height=out_h,
     )
-
-
-def _fraction(value: object) -> Fraction | None:
-    num, den = getattr(value, "numerator", None), getattr(value, "denominator", None)
-    return Fraction(int(num), int(den)) if num and den else None
 
 
 def _drain(q: queue.Queue[Any] | None) -> None:

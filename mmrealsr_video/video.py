@@ -20,7 +20,16 @@ import torch
 from mmrealsr_video.colour import ColourDescription, frame_to_tensor
 from mmrealsr_video.errors import InputError
 
-__all__ = ["DecodedFrame", "VideoInfo", "check_complete", "frame_to_rgb", "iter_frames", "probe"]
+__all__ = [
+    "DecodedFrame",
+    "VideoInfo",
+    "as_fraction",
+    "check_complete",
+    "frame_to_rgb",
+    "iter_frames",
+    "open_video",
+    "probe",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +58,12 @@ class DecodedFrame:
     rgb: np.ndarray  # (H, W, 3) uint8
 
 
-def _open(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Opens a file for decoding its first video stream (frame threading on).
+
+    Raises:
+        InputError: no such file, a folder, not a container FFmpeg reads, or no video stream.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file")
@@ -67,14 +81,15 @@ def _open(path: str | Path) -> tuple[av.container.InputContainer, av.video.strea
     return container, stream
 
 
-def _fraction(value: object) -> Fraction | None:
+def as_fraction(value: object) -> Fraction | None:
+    """A PyAV rational (or anything with numerator/denominator) as a Fraction; None if zero or absent."""
     num, den = getattr(value, "numerator", None), getattr(value, "denominator", None)
     return Fraction(int(num), int(den)) if num and den else None
 
 
 def probe(path: str | Path) -> VideoInfo:
     """Reads the container's description of its first video stream."""
-    container, stream = _open(path)
+    container, stream = open_video(path)
     try:
         ctx = stream.codec_context
         duration = None
@@ -86,8 +101,8 @@ def probe(path: str | Path) -> VideoInfo:
             path=Path(path),
             width=ctx.width,
             height=ctx.height,
-            frame_rate=_fraction(stream.average_rate),
-            time_base=_fraction(stream.time_base) or Fraction(1, 90000),
+            frame_rate=as_fraction(stream.average_rate),
+            time_base=as_fraction(stream.time_base) or Fraction(1, 90000),
             frames=int(stream.frames or 0),
             duration=duration,
             pix_fmt=str(ctx.pix_fmt),
@@ -144,7 +159,7 @@ def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
         InputError: no such file, not a video, no video stream, no decodable frame, or a file that
             breaks off (names the file and the last good frame).
     """
-    container, stream = _open(path)
+    container, stream = open_video(path)
     index = 0
     last_pts = None
     desc: ColourDescription | None = None
