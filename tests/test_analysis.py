@@ -50,7 +50,7 @@ def test_cuts_order_and_steadiness(clip: tuple[Path, list[int]], model) -> None:
         raw_std.append(np.std([f.raw_noise for f in track.frames[a:b] if f.raw_noise is not None]))
     print(f"noise per scene: true {NOISE}, auto {np.round(noise_auto, 3).tolist()}, Spearman {rho:.3f}")
     print(f"within-scene std: auto {np.round(auto_std, 4).tolist()}, raw {np.round(raw_std, 4).tolist()}")
-    assert rho >= 0.9
+    assert rho >= 0.9 - 1e-9  # one swap of neighbouring ranks among 5 scenes is exactly 0.9
     assert max(auto_std) <= 0.01
     assert np.mean(raw_std) > np.mean(auto_std)
 
