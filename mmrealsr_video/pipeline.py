@@ -47,7 +47,7 @@ from mmrealsr_video.colour import (
     tag_codec_context,
     tensor_to_frame,
 )
-from mmrealsr_video.errors import InputError, MMRealSRVideoError, OutputError
+from mmrealsr_video.errors import InputError, OutputError
 from mmrealsr_video.files import atomic_output
 from mmrealsr_video.keyframes import apply_fixed
 from mmrealsr_video.model import ModulatedModel, load_model
@@ -534,7 +534,7 @@ def _run(
                 early_packets.clear()
             waiting.append((kept, frame))
             if full_track is not None:
-                settle([_from_track(full_track, index, t, src=container.name)], input_index=True)
+                settle([_from_track(full_track, index, src=container.name)], input_index=True)
             else:
                 assert analysis is not None
                 rgb, _ = frame_to_tensor(frame, desc)
@@ -658,7 +658,7 @@ def _final(rec: FrameCoefficients, s: RestoreSettings, model: str) -> FrameCoeff
     return apply_fixed(CoefficientTrack((rec,), model=model), s.blur, s.noise).frames[0]
 
 
-def _from_track(track: CoefficientTrack, index: int, t: float, *, src: str) -> FrameCoefficients:
+def _from_track(track: CoefficientTrack, index: int, *, src: str) -> FrameCoefficients:
     if index >= len(track.frames):
         raise InputError(
             f"track has {len(track.frames)} frames but {src} has more; was it made from this file?"
@@ -675,7 +675,3 @@ def _progress(s: RestoreSettings, vstream: av.video.stream.VideoStream) -> Any:
     if s.frames is not None and s.frames[1] is not None:
         total = s.frames[1] - s.frames[0]
     return tqdm(total=total, unit="frame", desc="restore", disable=None, dynamic_ncols=True)
-
-
-def _error_message(e: BaseException) -> str:  # pragma: no cover - convenience for the CLI
-    return str(e) if isinstance(e, MMRealSRVideoError) else f"{type(e).__name__}: {e}"
