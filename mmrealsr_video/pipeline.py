@@ -514,6 +514,12 @@ def _run(
                 continue
             if desc is None:
                 desc = ColourDescription.from_frame(frame)
+                if frame.interlaced_frame:
+                    log.warning(
+                        "%s: the video is interlaced; it is restored frame by frame without deinterlacing "
+                        "(deinterlace it first, e.g. with a VapourSynth QTGMC script, for better results)",
+                        container.name,
+                    )
                 ostream, streams = _add_streams(
                     container,
                     output,

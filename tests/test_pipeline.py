@@ -153,3 +153,22 @@ def test_cli_restore_prints_summary(clip: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "8 frames" in r.stdout and str(out) in r.stdout
     assert len(_frames(out)) == 8
+
+
+def test_interlaced_input_is_flagged_in_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    src = tmp_path / "interlaced.mkv"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"x264-params": "interlaced=1:tff=1"})
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(
+                rng.integers(0, 255, (24, 32, 3), dtype=np.uint8), format="rgb24"
+            )
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with caplog.at_level("WARNING", logger="mmrealsr_video.pipeline"):
+        summary = restore_video(src, tmp_path / "out.mkv", RestoreSettings(progress=False))
+    assert summary.frames == 4
+    assert any("interlaced" in r.getMessage() for r in caplog.records)
