@@ -172,3 +172,26 @@ def test_interlaced_input_is_flagged_in_the_log(tmp_path: Path, caplog: pytest.L
         summary = restore_video(src, tmp_path / "out.mkv", RestoreSettings(progress=False))
     assert summary.frames == 4
     assert any("interlaced" in r.getMessage() for r in caplog.records)
+
+
+def test_alpha_is_carried_by_a_plain_resize(tmp_path: Path) -> None:
+    src = tmp_path / "alpha.mkv"
+    h, w = 24, 32
+    alpha = np.zeros((h, w), np.uint8)
+    alpha[:, w // 2 :] = 255  # right half opaque
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuva420p"
+        for i in range(3):
+            rgba = np.dstack([np.full((h, w, 3), 90 + 20 * i, np.uint8), alpha])
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format="yuva420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    out_path = tmp_path / "out.mkv"
+    restore_video(src, out_path, RestoreSettings(progress=False, encode=EncodeSettings(codec="ffv1")))
+    frames = _frames(out_path)
+    assert len(frames) == 3 and frames[0].format.name == "yuva420p"
+    a = frames[0].to_ndarray(format="rgba")[:, :, 3]
+    assert a.shape == (4 * h, 4 * w)
+    assert a[:, : 4 * w // 2 - 4].max() < 10 and a[:, 4 * w // 2 + 4 :].min() > 245
