@@ -86,6 +86,20 @@ def tiny_config(root: Path, **sections: object) -> TrainConfig:
     return dataclasses.replace(base, **sections)  # type: ignore[arg-type]
 
 
+def full_synthesis_config(
+    root: Path, *, pool: int, steps: int, checkpoint_every: int, **sections: object
+) -> TrainConfig:
+    """A tiny run with the full synthesis (noise, JPEG, resizes) and the pool, so every random stream matters."""
+    return tiny_config(
+        root,
+        data=DataConfig(dataroot=(str(root),), gt_size=32, batch_size=2, pool_size=pool, decode_workers=1),
+        degradation=DegradationConfig(usm_radius=2),
+        optim=OptimConfig(total_iter=steps, lr=1e-3),
+        run=RunConfig(device="cpu", log_every=1, checkpoint_every=checkpoint_every),
+        **sections,
+    )
+
+
 def metrics(run_dir: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -151,14 +165,7 @@ def test_checkpoint_loads_with_load_model(trained: tuple[Trainer, Path, Path]) -
 
 
 def test_resume_continues_exactly(images: Path, tmp_path: Path) -> None:
-    # The full synthesis (noise, JPEG, resizes) and the pool, so that every random stream matters.
-    cfg = tiny_config(
-        images,
-        data=DataConfig(dataroot=(str(images),), gt_size=32, batch_size=2, pool_size=4, decode_workers=1),
-        degradation=DegradationConfig(usm_radius=2),
-        optim=OptimConfig(total_iter=6, lr=1e-3),
-        run=RunConfig(device="cpu", log_every=1, checkpoint_every=3),
-    )
+    cfg = full_synthesis_config(images, pool=4, steps=6, checkpoint_every=3)
     straight = Trainer(cfg, tmp_path / "a", progress=False)
     straight.run()
 
@@ -187,13 +194,7 @@ def test_resume_continues_exactly(images: Path, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_after_the_step_and_resumes_exactly(images: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(
-        images,
-        data=DataConfig(dataroot=(str(images),), gt_size=32, batch_size=2, pool_size=2, decode_workers=1),
-        degradation=DegradationConfig(usm_radius=2),
-        optim=OptimConfig(total_iter=4, lr=1e-3),
-        run=RunConfig(device="cpu", log_every=1, checkpoint_every=100),
-    )
+    cfg = full_synthesis_config(images, pool=2, steps=4, checkpoint_every=100)
     straight = Trainer(cfg, tmp_path / "a")
     straight.run()
     stopped = Trainer(cfg, tmp_path / "b")
@@ -416,13 +417,8 @@ def test_command_line(images: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_axis_anchors_train_with_pinned_knobs(images: Path, tmp_path: Path) -> None:
     """loss.axis_anchors adds the single-axis anchors: 7 copies per patch, each knob pinned to 1 on its own."""
-    cfg = tiny_config(
-        images,
-        data=DataConfig(dataroot=(str(images),), gt_size=32, batch_size=2, pool_size=4, decode_workers=1),
-        degradation=DegradationConfig(usm_radius=2),
-        loss=dataclasses.replace(LossConfig(), axis_anchors=True),
-        optim=OptimConfig(total_iter=3, lr=1e-3),
-        run=RunConfig(device="cpu", log_every=1, checkpoint_every=3),
+    cfg = full_synthesis_config(
+        images, pool=4, steps=3, checkpoint_every=3, loss=dataclasses.replace(LossConfig(), axis_anchors=True)
     )
     trainer = Trainer(cfg, tmp_path / "axis", progress=False)
     batch = trainer.next_batch()
