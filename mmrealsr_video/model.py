@@ -161,6 +161,35 @@ class ModulatedModel:
             y = y[:, :, : h * self.scale, : w * self.scale]
         return y
 
+    def restore_frames(
+        self,
+        x: torch.Tensor,
+        coeffs: torch.Tensor | tuple[float, float] | list[float],
+        size: tuple[int, int] | None = None,
+        *,
+        tile: int | None = None,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    ) -> torch.Tensor:
+        """What every front does with a batch: :meth:`restore`, resize to ``size``, clamp.
+
+        The one place where the CLI, the Python API and the VapourSynth filter turn RGB frames
+        into restored ones, so that they give the same pictures for the same input and coefficients.
+
+        Args:
+            x: (B, 3, H, W) RGB in [0, 1].
+            coeffs: (B, 2) per-frame (blur, noise) or one pair.
+            size: (height, width) of the output; None keeps the model's scale. A size other than
+                the model's is reached by a bicubic resize with antialiasing (as ``--outscale``).
+            tile, tile_overlap: as :meth:`restore`.
+
+        Returns:
+            (B, 3, height, width) float32 in [0, 1], on the model's device.
+        """
+        y = self.restore(x, coeffs, tile=tile, tile_overlap=tile_overlap).float()
+        if size is not None and tuple(y.shape[-2:]) != tuple(size):
+            y = F.interpolate(y, size=size, mode="bicubic", antialias=True, align_corners=False)
+        return y.clamp(0, 1)
+
     def _coeffs(self, coeffs: torch.Tensor | tuple[float, float] | list[float], batch: int) -> torch.Tensor:
         c = torch.as_tensor(coeffs, dtype=torch.float64)
         if c.ndim == 1:

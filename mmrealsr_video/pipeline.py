@@ -469,10 +469,9 @@ def _run(
                 alphas.append(alpha)
             x = torch.stack(tensors)
             coeffs = torch.tensor([[r.blur, r.noise] for _, r in batch], dtype=torch.float32)
-            y = model.restore(x, coeffs, tile=s.tile, tile_overlap=s.tile_overlap).float()
-            if y.shape[-2:] != (out_h, out_w):
-                y = F.interpolate(y, size=(out_h, out_w), mode="bicubic", antialias=True, align_corners=False)
-            y = y.clamp(0, 1).cpu()
+            y = model.restore_frames(
+                x, coeffs, (out_h, out_w), tile=s.tile, tile_overlap=s.tile_overlap
+            ).cpu()
             for k, (frame, _) in enumerate(batch):
                 alpha = alphas[k]
                 if alpha is not None:

@@ -221,6 +221,10 @@ class LossConfig:
     #: Ours (not in the release): also train on single-axis anchors, one degradation at its worst
     #: with that knob pinned to 1 and the other knob estimated, so each knob learns its own effect.
     axis_anchors: bool = False
+    #: The Net stage's L1 target: the unsharp-masked GT (released: true, as Real-ESRNet) or the plain
+    #: GT (false: a fidelity model; the sharpened target alone is 26-30 dB PSNR from the true GT on
+    #: most held-out photos, a ceiling for the restored output). The GAN stage uses ``gan.l1_gt_usm``.
+    l1_gt_usm: bool = True
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

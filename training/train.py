@@ -466,7 +466,8 @@ class Trainer:
                 )
             out = self.modnet.restore(lq, coeffs)
         eo = EstimatorOutputs(est[: 5 * b], b)
-        l1_target = batch["gt_usm"] if (not self.gan or self.cfg.gan.l1_gt_usm) else batch["gt"]
+        use_usm = self.cfg.gan.l1_gt_usm if self.gan else self.cfg.loss.l1_gt_usm
+        l1_target = batch["gt_usm"] if use_usm else batch["gt"]
         terms["l_pix"] = self.cfg.loss.l1_weight * self._l1_to(out, l1_target)
         if self.gan:
             with torch.no_grad():
