@@ -165,22 +165,32 @@ class StreamingAnalysis:
         self._last: tuple[float, float] | None = None  # the last settled frame's auto values
         self.cuts: list[int] = []
 
-    def push(self, index: int, pts_time: float, rgb: np.ndarray) -> list[FrameCoefficients]:
-        """Feeds frame ``index`` (RGB uint8/uint16, any size); returns newly settled records."""
+    def push(
+        self, index: int, pts_time: float, rgb: np.ndarray, *, cut: bool = False
+    ) -> list[FrameCoefficients]:
+        """Feeds frame ``index`` (RGB uint8/uint16, any size); returns newly settled records.
+
+        ``cut`` marks the frame as the first of a new scene, for analyses made with external cuts
+        (``cuts=``, possibly empty) whose cuts arrive with the frames (VapourSynth's
+        ``_SceneChangePrev``); it is ignored when the detector runs.
+        """
         if index != self._n:
             raise InputError(f"analysis: frames must arrive in order (expected {self._n}, got {index})")
         self._n += 1
         self._times[index] = pts_time
         self._recent.append((index, rgb))
-        if index % self._every == 0 or (self._cuts is not None and index in self._cuts):
+        external = (
+            self._detector is None and index > 0 and (cut or (self._cuts is not None and index in self._cuts))
+        )
+        if index % self._every == 0 or external:
             self._estimator.add(index, rgb)
         if self._detector is not None:
             new = self._detector.process_frame(index, rgb)
         else:
-            new = [index] if self._cuts is not None and index in self._cuts and index > 0 else []
+            new = [index] if external else []
         out: list[FrameCoefficients] = []
-        for cut in new:
-            out += self._cut(cut)
+        for c in new:
+            out += self._cut(c)
         if self._lookahead is not None and index + 1 - self._pending > self._lookahead:
             safe = index + 1 - self._delay  # no unconfirmed cut can fall before this frame
             if safe > self._pending:

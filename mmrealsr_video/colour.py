@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,9 +22,12 @@ __all__ = [
     "ColourDescription",
     "frame_to_tensor",
     "output_pix_fmt",
+    "planar_layout",
+    "planes_to_tensor",
     "supported_pix_fmts",
     "tag_codec_context",
     "tensor_to_frame",
+    "tensor_to_planes",
 ]
 
 log = logging.getLogger(__name__)
@@ -168,6 +172,59 @@ class ColourDescription:
             chroma_location=_CHROMA_LOCATIONS.get(int(frame.chroma_location)),
         )
 
+    @classmethod
+    def from_codes(
+        cls,
+        *,
+        matrix: int,
+        full_range: bool,
+        primaries: int | None = None,
+        transfer: int | None = None,
+        chroma_location: int | None = None,
+        where: str = "picture",
+    ) -> ColourDescription:
+        """A description from ITU-T H.273 codes, as VapourSynth's frame props give them.
+
+        Args:
+            matrix: ``_Matrix`` (1 BT.709, 5/6 BT.601, 9 BT.2020 NCL, 7 SMPTE 240M, 4 FCC; 0 RGB
+                and 2 unspecified are refused: an RGB picture needs no matrix to decode, and an
+                unspecified one has nothing to decode with).
+            full_range: ``_ColorRange`` == 0.
+            primaries, transfer: ``_Primaries`` / ``_Transfer``; 2 (unspecified) or None: untagged.
+            chroma_location: FFmpeg's AVChromaLocation code (VapourSynth's ``_ChromaLocation`` + 1).
+            where: names the picture in error messages.
+
+        Raises:
+            InputError: the matrix is unspecified or not one this module converts.
+        """
+        if matrix not in _MATRIX_FROM_AV:
+            name = _MATRIX_REFUSED_AV.get(matrix, {0: "rgb", 2: "unspecified"}.get(matrix, str(matrix)))
+            raise InputError(
+                f"{where}: colour matrix {matrix} ({name}) cannot decode YUV; supported: "
+                "1 (BT.709), 5/6 (BT.601), 9 (BT.2020 NCL), 7 (SMPTE 240M), 4 (FCC)"
+            )
+        return cls(
+            matrix=_MATRIX_FROM_AV[matrix],
+            range="full" if full_range else "limited",
+            primaries=_PRIMARIES.get(primaries) if primaries is not None else None,
+            transfer=_TRANSFERS.get(transfer) if transfer is not None else None,
+            chroma_location=_CHROMA_LOCATIONS.get(chroma_location) if chroma_location is not None else None,
+        )
+
+    def codes(self) -> dict[str, int]:
+        """The H.273 codes of this description: ``matrix`` (the BT.601 matrix is written as 6,
+        SMPTE 170M, or 5, BT.470BG, after the primaries), ``primaries`` and ``transfer`` (2 when
+        untagged), ``chroma_location`` (FFmpeg's code, 0 when untagged)."""
+        matrix = next(k for k, v in _MATRIX_FROM_AV.items() if v == self.matrix)
+        if self.matrix == "bt601" and self.primaries != "bt470bg":
+            matrix = 6
+        return {
+            "matrix": matrix,
+            "primaries": _code(_PRIMARIES, self.primaries),
+            "transfer": _code(_TRANSFERS, self.transfer),
+            "chroma_location": _code(_CHROMA_LOCATIONS, self.chroma_location),
+        }
+
 
 # --- pixel formats -------------------------------------------------------------------------------
 
@@ -193,6 +250,7 @@ class _Layout:
     sub_y: int = 1
     shift: int = 0  # samples kept in the high bits of 16 (P010, Y210)
     full_range: bool = False  # yuvj: always full range
+    floating: bool = False  # float samples (VapourSynth's RGBS/RGBH, YUV444PS, GRAYS): bits 16 or 32
 
     @property
     def alpha(self) -> bool:
@@ -200,6 +258,8 @@ class _Layout:
 
     @property
     def dtype(self) -> np.dtype:
+        if self.floating:
+            return np.dtype(np.float16) if self.bits == 16 else np.dtype(np.float32)
         return np.dtype(np.uint8) if self.bits <= 8 else np.dtype("<u2")
 
 
@@ -256,6 +316,24 @@ def _build_layouts() -> dict[str, _Layout]:
 
 
 _LAYOUTS = _build_layouts()
+
+
+def planar_layout(
+    family: _Family, bits: int, *, sub_x: int = 1, sub_y: int = 1, alpha: bool = False, floating: bool = False
+) -> _Layout:
+    """A planar layout with planes in (Y, Cb, Cr) / (R, G, B) / (Y) order, as VapourSynth's formats.
+
+    Integer samples of 8-16 bits, or ``floating`` samples of 16 or 32 bits (float YUV is coded as
+    VapourSynth codes it: Y in [0, 1], Cb/Cr in [-0.5, 0.5], whatever the range tag).
+    """
+    if floating and bits not in (16, 32):
+        raise InputError(f"float samples must have 16 or 32 bits, not {bits}")
+    if not floating and not 8 <= bits <= 16:
+        raise InputError(f"integer samples must have 8 to 16 bits, not {bits}")
+    if family != "yuv" and (sub_x, sub_y) != (1, 1):
+        raise InputError(f"{family} pictures have no chroma subsampling")
+    n = {"yuv": 3, "rgb": 3, "gray": 1}[family] + int(alpha)
+    return _Layout(family, bits, "planar", tuple(range(n)), sub_x=sub_x, sub_y=sub_y, floating=floating)
 
 
 def supported_pix_fmts() -> frozenset[str]:
@@ -323,16 +401,20 @@ def _to_float(a: np.ndarray, device: torch.device | str | None) -> torch.Tensor:
 # --- coding constants ----------------------------------------------------------------------------
 
 
-def _luma_coding(bits: int, colour_range: str) -> tuple[float, float]:
+def _luma_coding(bits: int, colour_range: str, floating: bool = False) -> tuple[float, float]:
     """(offset, scale): code = offset + scale * value, for Y' in [0, 1]."""
+    if floating:
+        return 0.0, 1.0
     if colour_range == "full":
         return 0.0, float(2**bits - 1)
     s = float(2 ** (bits - 8))
     return 16.0 * s, 219.0 * s
 
 
-def _chroma_coding(bits: int, colour_range: str) -> tuple[float, float]:
+def _chroma_coding(bits: int, colour_range: str, floating: bool = False) -> tuple[float, float]:
     """(offset, scale): code = offset + scale * value, for Pb, Pr in [-0.5, 0.5]."""
+    if floating:
+        return 0.0, 1.0
     if colour_range == "full":
         return float(2 ** (bits - 1)), float(2**bits - 1)
     s = float(2 ** (bits - 8))
@@ -500,20 +582,35 @@ def frame_to_tensor(
         InputError: the frame's pixel format is not supported (named in the message).
     """
     layout = _layout(frame.format.name, f"frame at pts {frame.pts}")
-    samples = _samples(frame, layout)
-    h, w = frame.height, frame.width
-    top = float(2**layout.bits - 1)
+    return planes_to_tensor(_samples(frame, layout), layout, desc, clamp=clamp, device=device)
+
+
+def planes_to_tensor(
+    samples: Sequence[np.ndarray],
+    layout: _Layout,
+    desc: ColourDescription,
+    *,
+    clamp: bool = True,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`frame_to_tensor` on bare sample arrays: each channel's (rows, columns) samples in the
+    layout's order (Y, Cb, Cr[, A]) / (R, G, B[, A]) / (Y[, A]), e.g. a VapourSynth frame's planes
+    with :func:`planar_layout`. The picture's size is the first array's shape."""
+    h, w = samples[0].shape[:2]
+    top = 1.0 if layout.floating else float(2**layout.bits - 1)
     alpha = _to_float(samples[-1], device).div_(top) if layout.alpha else None
     if layout.family == "rgb":
         rgb = torch.stack([_to_float(a, device) for a in samples[:3]]).div_(top)
+        if clamp and layout.floating:
+            rgb.clamp_(0.0, 1.0)
         return rgb, alpha
     colour_range = "full" if layout.full_range else desc.range
-    offset, scale = _luma_coding(layout.bits, colour_range)
+    offset, scale = _luma_coding(layout.bits, colour_range, layout.floating)
     y = _to_float(samples[0], device).sub_(offset).div_(scale)
     if layout.family == "gray":
         rgb = torch.stack((y, y, y))
     else:
-        offset, scale = _chroma_coding(layout.bits, colour_range)
+        offset, scale = _chroma_coding(layout.bits, colour_range, layout.floating)
         c = torch.stack([_to_float(a, device) for a in samples[1:3]]).sub_(offset).div_(scale)
         horizontal, vertical = _sitings(desc, layout)
         c = _up(_up(c, 1, layout.sub_y, vertical, h), 2, layout.sub_x, horizontal, w)
@@ -528,6 +625,8 @@ def frame_to_tensor(
 
 
 def _quantise(v: torch.Tensor, offset: float, scale: float, layout: _Layout) -> np.ndarray:
+    if layout.floating:
+        return (v * scale + offset).to(torch.float16 if layout.bits == 16 else torch.float32).cpu().numpy()
     top = 2**layout.bits - 1
     codes = (v * scale + offset).round_().clamp_(0, top)
     dtype = torch.uint8 if layout.bits <= 8 else torch.uint16
@@ -569,9 +668,7 @@ def _tags(desc: ColourDescription, layout: _Layout) -> dict[str, int]:
     if layout.family == "rgb":
         colorspace, colour_range = _AV_RGB, _AV_RANGE["full"]
     else:
-        colorspace = next(k for k, v in _MATRIX_FROM_AV.items() if v == desc.matrix)
-        if desc.matrix == "bt601" and desc.primaries != "bt470bg":
-            colorspace = 6  # smpte170m (NTSC, and the usual tag); bt470bg (5) for PAL primaries
+        colorspace = desc.codes()["matrix"]  # bt601: smpte170m (6), or bt470bg (5) for PAL primaries
         colour_range = _AV_RANGE["full" if layout.full_range else desc.range]
     location = 0
     if layout.family == "yuv" and (layout.sub_x > 1 or layout.sub_y > 1):
@@ -617,6 +714,30 @@ def tensor_to_frame(
         InputError: ``pix_fmt`` is not supported, or ``rgb`` / ``alpha`` are not of that shape.
     """
     layout = _layout(pix_fmt, "output")
+    codes = tensor_to_planes(rgb, desc, layout, alpha, clamp=clamp)
+    h, w = codes[0].shape
+    frame = av.VideoFrame(w, h, pix_fmt)
+    _write(frame, layout, codes)
+    for field, value in _tags(desc, layout).items():
+        setattr(frame, field, value)
+    return frame
+
+
+def tensor_to_planes(
+    rgb: torch.Tensor,
+    desc: ColourDescription,
+    layout: _Layout,
+    alpha: torch.Tensor | None = None,
+    *,
+    clamp: bool = True,
+) -> list[np.ndarray]:
+    """:func:`tensor_to_frame` into bare sample arrays, one per channel in the layout's order
+    (the inverse of :func:`planes_to_tensor`). Integer layouts give uint8/uint16 codes (shifted
+    for the high-bit formats), float layouts float16/float32 values (not clamped to a range).
+
+    Raises:
+        InputError: ``rgb`` / ``alpha`` are not of the expected shape.
+    """
     if (
         not isinstance(rgb, torch.Tensor)
         or rgb.dim() != 3
@@ -631,7 +752,7 @@ def tensor_to_frame(
     x = rgb.to(torch.float32)
     if clamp:
         x = x.clamp(0.0, 1.0)
-    top = float(2**layout.bits - 1)
+    top = 1.0 if layout.floating else float(2**layout.bits - 1)
     if layout.family == "rgb":
         codes = [_quantise(x[i], 0.0, top, layout) for i in range(3)]
     else:
@@ -639,22 +760,18 @@ def tensor_to_frame(
         colour_range = "full" if layout.full_range else desc.range
         y = x[0] * kr
         y.add_(x[1], alpha=1.0 - kr - kb).add_(x[2], alpha=kb)
-        codes = [_quantise(y, *_luma_coding(layout.bits, colour_range), layout)]
+        codes = [_quantise(y, *_luma_coding(layout.bits, colour_range, layout.floating), layout)]
         if layout.family == "yuv":
             pb = (x[2] - y).mul_(1.0 / (2 * (1 - kb)))
             pr = (x[0] - y).mul_(1.0 / (2 * (1 - kr)))
             horizontal, vertical = _sitings(desc, layout)
             c = _down(_down(torch.stack((pb, pr)), 2, layout.sub_x, horizontal), 1, layout.sub_y, vertical)
-            offset, scale = _chroma_coding(layout.bits, colour_range)
+            offset, scale = _chroma_coding(layout.bits, colour_range, layout.floating)
             codes += [_quantise(c[0], offset, scale, layout), _quantise(c[1], offset, scale, layout)]
     if layout.alpha:
         a = alpha.to(x.device, torch.float32).clamp(0.0, 1.0) if alpha is not None else torch.ones_like(x[0])
         codes.append(_quantise(a, 0.0, top, layout))
-    frame = av.VideoFrame(w, h, pix_fmt)
-    _write(frame, layout, codes)
-    for field, value in _tags(desc, layout).items():
-        setattr(frame, field, value)
-    return frame
+    return codes
 
 
 def tag_codec_context(
