@@ -28,6 +28,7 @@ __all__ = [
     "tag_codec_context",
     "tensor_to_frame",
     "tensor_to_planes",
+    "to_rgb8",
 ]
 
 log = logging.getLogger(__name__)
@@ -772,6 +773,12 @@ def tensor_to_planes(
         a = alpha.to(x.device, torch.float32).clamp(0.0, 1.0) if alpha is not None else torch.ones_like(x[0])
         codes.append(_quantise(a, 0.0, top, layout))
     return codes
+
+
+def to_rgb8(rgb: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) uint8 of a (3, H, W) RGB tensor in [0, 1]: what the analysis sees of a frame,
+    the same from every front."""
+    return rgb.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 def tag_codec_context(

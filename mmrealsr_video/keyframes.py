@@ -19,7 +19,7 @@ import numpy as np
 from mmrealsr_video.coefficients import COEFFICIENT_NAMES, CoefficientValue, parse_coefficient
 from mmrealsr_video.errors import InputError
 from mmrealsr_video.files import read_text
-from mmrealsr_video.track import CoefficientTrack, Source
+from mmrealsr_video.track import CoefficientTrack, FrameCoefficients, Source
 
 __all__ = [
     "INTERPOLATIONS",
@@ -28,6 +28,7 @@ __all__ = [
     "KeyPosition",
     "Keyframes",
     "apply_fixed",
+    "apply_fixed_frame",
     "apply_keyframes",
     "parse_keyframes",
     "parse_position",
@@ -599,3 +600,12 @@ def apply_fixed(
     }
     fixed: list[Source] = ["fixed"] * len(track)
     return track.with_final(finals["blur"], finals["noise"], fixed)
+
+
+def apply_fixed_frame(
+    record: FrameCoefficients, blur: CoefficientValue | None, noise: CoefficientValue | None
+) -> FrameCoefficients:
+    """:func:`apply_fixed` on one frame's record (the streaming fronts settle frames one by one)."""
+    if blur is None and noise is None:
+        return record
+    return apply_fixed(CoefficientTrack((record,), model="frame"), blur, noise).frames[0]
