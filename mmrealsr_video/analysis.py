@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -301,11 +302,14 @@ def analyze(
     keyframes: str | Path | None = None,
     device: str = "cpu",
     progress: bool = False,
+    fps: float | Fraction | str | None = None,
 ) -> CoefficientTrack:
-    """Analyses a video file: scene cuts, per-scene degradation estimates, keyframed overrides.
+    """Analyses a video file or an image sequence: scene cuts, per-scene degradation estimates,
+    keyframed overrides.
 
     Args:
-        source: a video file PyAV can open.
+        source: a video file PyAV can open, or an image sequence (a folder, ``frames/%05d.png`` or
+            ``frames/*.png``; see :mod:`mmrealsr_video.sequences`).
         model: a bundled model's name, a weights file, or a loaded model; its own estimator is
             used (coefficients are meaningful only for the generator trained with it).
         config: sampling, detection and aggregation settings.
@@ -313,25 +317,40 @@ def analyze(
         keyframes: a keyframe file or string (see docs/keyframes.md) applied on top.
         device: where the estimator runs.
         progress: show a progress bar (only on a terminal).
+        fps: an image sequence's frame rate (default 25); a video keeps its own.
 
     Returns:
         The track: one record per frame.
     """
-    info = probe(source)
+    from mmrealsr_video.sequences import as_rate, find_sequence, is_sequence, iter_sequence_frames
+
+    frames: Iterable[DecodedFrame]
+    frame_rate: float | None
+    if is_sequence(source):
+        rate = as_rate(fps)
+        sequence = find_sequence(source)
+        frames, total, frame_rate = iter_sequence_frames(sequence, rate), len(sequence), float(rate)
+    else:
+        if fps is not None:
+            raise InputError(
+                f"--fps sets an image sequence's frame rate; {source} is a video and keeps its own"
+            )
+        info = probe(source)
+        frames, total = iter_frames(source), info.frames
+        frame_rate = float(info.frame_rate) if info.frame_rate else None
     m = model if isinstance(model, ModulatedModel) else load_model(model, device=device)
-    fps = float(info.frame_rate) if info.frame_rate else None
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=info.frames or None, unit="frame", desc="analyse", disable=None)
+        bar = tqdm(total=total or None, unit="frame", desc="analyse", disable=None)
     try:
         track = analyze_frames(
-            iter_frames(source),
+            frames,
             m,
             config=config,
             cuts=cuts,
-            fps=fps,
+            fps=frame_rate,
             on_frame=(lambda _i: bar.update(1)) if bar is not None else None,
         )
     finally:

@@ -39,6 +39,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     import av
     import numpy
 
+    if args.input is not None:
+        return _info_input(args.input)
+
     from mmrealsr_video.model import BUNDLED_MODELS, bundled_model_path
 
     try:
@@ -72,6 +75,46 @@ def _cmd_info(args: argparse.Namespace) -> int:
         m = load_model(name)
         params = sum(p.numel() for p in m.net.parameters())
         print(f"  {name:10} {m.arch} x{m.scale}, {params / 1e6:.2f} M parameters ({path})")
+    return 0
+
+
+def _info_input(source: str) -> int:
+    """What ``restore`` would read: an image sequence's frames, size and bit depth, or a video's."""
+    from mmrealsr_video.images import read_image
+    from mmrealsr_video.sequences import find_sequence, is_sequence
+
+    if is_sequence(source):
+        seq = find_sequence(source)
+        rgb, alpha = read_image(seq.files[0])
+        bits = 16 if rgb.dtype.itemsize == 2 else 8
+        types = sorted({f.suffix.lower() for f in seq.files})
+        print(f"{source}: image sequence, {len(seq)} frames ({', '.join(types)})")
+        print(f"  size       {rgb.shape[1]}x{rgb.shape[0]} (of the first frame, {seq.files[0].name})")
+        print(f"  bit depth  {bits}-bit RGB" + (" + alpha" if alpha is not None else ""))
+        print(f"  frames     {seq.files[0].name} ... {seq.files[-1].name}")
+        return 0
+    import av.error
+
+    from mmrealsr_video.video import Orientation, open_video, probe
+
+    info = probe(source)
+    container, stream = open_video(source)
+    try:
+        first = next(iter(container.decode(stream)), None)
+    except av.error.FFmpegError:
+        first = None
+    finally:
+        container.close()
+    orientation = Orientation.of(first) if first is not None else Orientation()
+    w, h = orientation.size(info.width, info.height)
+    turned = f" as shown (coded {info.width}x{info.height}, turned {orientation})"
+    print(f"{source}: video, {info.codec} {info.pix_fmt}")
+    print(f"  size       {w}x{h}" + ("" if orientation.identity else turned))
+    if first is not None:
+        print(f"  bit depth  {max(c.bits for c in first.format.components)}-bit")
+    rate = f"{float(info.frame_rate):.3f} fps" if info.frame_rate else "unknown rate"
+    length = f"{info.duration:.2f} s" if info.duration is not None else "unknown duration"
+    print(f"  frames     {info.frames or 'unknown'}, {rate}, {length}")
     return 0
 
 
@@ -144,7 +187,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     )
     device = _device(args.device)
     t0 = time.perf_counter()
-    track = analyze(args.input, args.model, config=config, cuts=cuts, device=device, progress=not args.quiet)
+    track = analyze(
+        args.input, args.model, config=config, cuts=cuts, device=device, progress=not args.quiet, fps=args.fps
+    )
     if keyframes is not None:
         from mmrealsr_video.keyframes import apply_keyframes
 
@@ -242,6 +287,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         duration=_parse_time(args.duration, "--duration"),
         force=args.force,
         progress=not args.quiet,
+        fps=args.fps,
+        image_format=args.image_format,
     )
     summary = restore_video(args.input, args.output, settings)
     print(
@@ -296,7 +343,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("info", help="versions, devices and bundled models").set_defaults(func=_cmd_info)
+    info = sub.add_parser(
+        "info", help="versions, devices and bundled models; or what an input video or image sequence holds"
+    )
+    info.add_argument("input", nargs="?", help="a video file or an image sequence (folder or pattern)")
+    info.set_defaults(func=_cmd_info)
 
     img = sub.add_parser("image", help="restore one still image")
     img.add_argument("input", help="image file (PNG, JPEG, TIFF 8/16-bit, WebP)")
@@ -305,10 +356,18 @@ def _build_parser() -> argparse.ArgumentParser:
     img.set_defaults(func=_cmd_image)
 
     rs = sub.add_parser(
-        "restore", help="restore a video file (audio, subtitles, chapters and metadata copied)"
+        "restore",
+        help="restore a video file or an image sequence (audio, subtitles, chapters and metadata copied)",
     )
-    rs.add_argument("input", help="video file")
-    rs.add_argument("output", help="output file; the container follows the extension (.mp4, .mkv, .mov...)")
+    rs.add_argument(
+        "input",
+        help="video file, or image sequence: a folder, a pattern like frames/%%05d.png or 'frames/*.png'",
+    )
+    rs.add_argument(
+        "output",
+        help="video file (the container follows the extension: .mp4, .mkv, .mov...), or images: a folder "
+        "(existing, ending in /, or without an extension) or a pattern like out/%%06d.png",
+    )
     _add_restore_arguments(rs)
     rs.add_argument("--track", help="coefficient track from 'analyze' (JSON/CSV) to use instead of analysing")
     rs.add_argument(
@@ -331,11 +390,18 @@ def _build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--frames", help="a part of the input: A:B frame numbers, end exclusive")
     rs.add_argument("--start", help="a part of the input: start time (seconds or HH:MM:SS.mmm)")
     rs.add_argument("--duration", help="a part of the input: duration (seconds or HH:MM:SS.mmm)")
+    rs.add_argument("--fps", help="an image sequence's frame rate (default 25; e.g. 24, 29.97, 30000/1001)")
+    rs.add_argument(
+        "--image-format",
+        choices=["png", "jpg", "tif"],
+        help="type of output images (default: the input sequence's, png from a video)",
+    )
     rs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rs.set_defaults(func=_cmd_restore)
 
     an = sub.add_parser("analyze", help="find scenes, estimate blur and noise, write a coefficient track")
-    an.add_argument("input", help="video file")
+    an.add_argument("input", help="video file or image sequence (folder or pattern)")
+    an.add_argument("--fps", help="an image sequence's frame rate (default 25)")
     an.add_argument("-o", "--output", required=True, help="track file to write (.json or .csv)")
     an.add_argument("--plot", help="also write a PNG plot of the track")
     an.add_argument(

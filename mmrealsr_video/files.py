@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from mmrealsr_video.errors import InputError, OutputError
 
-__all__ = ["atomic_output", "read_text", "write_bytes_atomic"]
+__all__ = ["atomic_folder", "atomic_output", "read_text", "write_bytes_atomic"]
 
 
 def _umask() -> int:
@@ -57,6 +58,61 @@ def atomic_output(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, *, force: bool = False) -> Iterator[Path]:
+    """Yields a temporary folder (next to ``path``) to fill; the folder version of :func:`atomic_output`.
+
+    When the block ends normally the folder gets the usual permissions and takes the place of
+    ``path``: an empty folder there is replaced; a non-empty one only with ``force`` (it is moved
+    aside, the new one renamed in, then the old one removed). When the block raises, the temporary
+    folder and everything in it are removed and ``path`` is left as it was.
+
+    Raises:
+        OutputError: the parent folder does not exist or cannot be written, ``path`` is a file, or
+            a non-empty folder without ``force``.
+    """
+    target = Path(path)
+    _check_folder_target(target, force)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as e:
+        raise OutputError(f"{target.parent}: cannot write there ({e.strerror})") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        _check_folder_target(target, force)  # it may have appeared meanwhile
+        old: Path | None = None
+        if target.is_dir():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / target.name)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if old is not None:  # put the old folder back
+                os.replace(old / target.name, target)
+                old.rmdir()
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OutputError):
+            raise
+        raise OutputError(f"{target}: cannot write ({e.strerror or e})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _check_folder_target(target: Path, force: bool) -> None:
+    if not target.parent.is_dir():
+        raise OutputError(f"{target.parent}: output folder does not exist")
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target}: exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise OutputError(f"{target}: the folder exists and is not empty (pass --force to replace it)")
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
@@ -48,11 +48,22 @@ from mmrealsr_video.colour import (
     tensor_to_frame,
 )
 from mmrealsr_video.errors import InputError, OutputError
-from mmrealsr_video.files import atomic_output
+from mmrealsr_video.files import atomic_folder, atomic_output
+from mmrealsr_video.images import from_tensor, write_image
 from mmrealsr_video.keyframes import apply_fixed
 from mmrealsr_video.model import ModulatedModel, load_model
+from mmrealsr_video.sequences import (
+    ImageOutput,
+    ImageSequence,
+    as_rate,
+    find_sequence,
+    image_output,
+    is_image_output,
+    is_sequence,
+    read_frames,
+)
 from mmrealsr_video.track import CoefficientTrack, FrameCoefficients
-from mmrealsr_video.video import as_fraction, check_complete, open_video
+from mmrealsr_video.video import Orientation, as_fraction, check_complete, open_video
 
 __all__ = ["EncodeSettings", "RestoreSettings", "RestoreSummary", "restore_video"]
 
@@ -113,6 +124,8 @@ class RestoreSettings:
     duration: float | None = None
     force: bool = False
     progress: bool = True
+    fps: float | Fraction | str | None = None
+    image_format: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -131,6 +144,8 @@ class RestoreSettings:
             raise InputError(f"--start must not be negative ({self.start})")
         if self.duration is not None and self.duration <= 0:
             raise InputError(f"--duration must be positive ({self.duration})")
+        if self.fps is not None:
+            as_rate(self.fps)  # validates
         if self.keyframes is not None and self.track is not None:
             raise InputError(
                 "give keyframes or a track, not both (apply keyframes to the track with 'analyze')"
@@ -160,7 +175,11 @@ class _Failure:
 def _check_paths(src: Path, dst: Path, force: bool) -> None:
     if not src.is_file():
         raise InputError(f"{src}: no such file")
-    if dst.resolve() == src.resolve() or (dst.exists() and dst.samefile(src)):
+    _check_video_output([src], dst, force)
+
+
+def _check_video_output(inputs: Sequence[Path], dst: Path, force: bool) -> None:
+    if any(dst.resolve() == f.resolve() or (dst.exists() and dst.samefile(f)) for f in inputs):
         raise OutputError(f"{dst}: the output would overwrite the input")
     if dst.exists() and not force:
         raise OutputError(f"{dst}: already exists (pass --force to overwrite)")
@@ -168,6 +187,19 @@ def _check_paths(src: Path, dst: Path, force: bool) -> None:
         raise OutputError(f"{dst.parent}: output folder does not exist")
     if _muxer(dst) is None:
         raise OutputError(f"{dst}: unknown container {dst.suffix!r}; use one of {', '.join(sorted(_MUXERS))}")
+
+
+def _check_image_output(inputs: Sequence[Path], out: ImageOutput, force: bool) -> None:
+    """Refuses an output folder that holds the input, is a file, or is not empty (without force)."""
+    folder = out.folder.resolve()
+    if any(f.resolve().is_relative_to(folder) for f in inputs):
+        raise OutputError(f"{out.folder}: the output folder holds the input, which it would replace")
+    if not out.folder.parent.is_dir():
+        raise OutputError(f"{out.folder.parent}: output folder does not exist")
+    if out.folder.exists() and not out.folder.is_dir():
+        raise OutputError(f"{out.folder}: exists and is not a folder")
+    if out.folder.is_dir() and any(out.folder.iterdir()) and not force:
+        raise OutputError(f"{out.folder}: the folder exists and is not empty (pass --force to replace it)")
 
 
 class _Range:
@@ -254,12 +286,16 @@ def _encode(
 
 def _add_video_stream(
     output: av.container.OutputContainer,
-    src: av.video.stream.VideoStream,
     settings: RestoreSettings,
     width: int,
     height: int,
     desc: ColourDescription,
     dst: Path,
+    *,
+    rate: Fraction,
+    time_base: Fraction | None,
+    input_pix_fmt: str,
+    metadata: Mapping[str, str],
 ) -> av.video.stream.VideoStream:
     enc = settings.encode
     codec = enc.codec or _DEFAULT_CODEC.get(dst.suffix.lower(), "libx264")
@@ -267,7 +303,6 @@ def _add_video_stream(
         av.codec.Codec(codec, "w")
     except (av.error.FFmpegError, ValueError):
         raise OutputError(f"{dst}: unknown encoder {codec!r} (see 'ffmpeg -encoders' for names)") from None
-    rate = as_fraction(src.average_rate or src.guessed_rate) or Fraction(25)
     options = dict(enc.options)
     if codec in _CRF_CODECS:
         options.setdefault("crf", str(enc.crf if enc.crf is not None else 18))
@@ -282,13 +317,13 @@ def _add_video_stream(
     except (av.error.FFmpegError, ValueError) as e:
         raise OutputError(f"{dst}: cannot use encoder {codec!r} here ({e})") from None
     stream.width, stream.height = width, height
-    stream.pix_fmt = enc.pix_fmt or output_pix_fmt(src.codec_context.pix_fmt or "yuv420p", codec)
-    if src.time_base is not None:
-        stream.time_base = src.time_base
-        stream.codec_context.time_base = src.time_base
+    stream.pix_fmt = enc.pix_fmt or output_pix_fmt(input_pix_fmt, codec)
+    if time_base is not None:
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
     tag_codec_context(stream.codec_context, desc)
-    if src.metadata:
-        stream.metadata.update(src.metadata)
+    # The pictures are turned upright before restoring (see _run), so no rotation is written.
+    stream.metadata.update({k: v for k, v in metadata.items() if k.lower() != "rotate"})
     return stream
 
 
@@ -351,30 +386,97 @@ def _frame_source(
 def restore_video(
     source: str | Path, output: str | Path, settings: RestoreSettings | None = None
 ) -> RestoreSummary:
-    """Restores a video file into ``output`` (container from the extension), copying its other streams.
+    """Restores a video file or an image sequence into a video file or an image sequence.
+
+    ``source``: a video file, or an image sequence (a folder, ``frames/%05d.png`` or
+    ``frames/*.png``; see :mod:`mmrealsr_video.sequences`), timed at ``settings.fps``.
+    ``output``: a video file (container from the extension; a video input's other streams are
+    copied), or images: a folder (an existing one, a path ending in ``/`` or one without an
+    extension) or a printf pattern (``out/%06d.png``, formatted with the input frame's index).
+    Images keep a sequence's names (``--image-format`` changes the type) or are numbered by input
+    frame (``%06d.png``) from a video; 16-bit inputs (and videos of more than 8 bits) give 16-bit
+    PNG/TIFF. The images are written into a temporary folder renamed into place when complete.
 
     Raises:
         InputError: unreadable input, no video stream, no frames, bad settings.
         OutputError: the output exists (without ``force``), would overwrite the input, or cannot be written.
     """
     s = settings or RestoreSettings()
-    src, dst = Path(source), Path(output)
-    _check_paths(src, dst, s.force)
+    dst = Path(output)
+    sequence = find_sequence(source) if is_sequence(source) else None
+    if sequence is None and s.fps is not None:
+        raise InputError(f"--fps sets an image sequence's frame rate; {source} is a video and keeps its own")
+    rate = as_rate(s.fps)
+    images = (
+        image_output(output, s.image_format, sequence.suffix if sequence else ".png")
+        if (is_image_output(output))
+        else None
+    )
+    inputs = list(sequence.files) if sequence is not None else [Path(source)]
+    stems: list[str] | None = None
+    if sequence is None and not Path(source).is_file():
+        raise InputError(f"{source}: no such file")
+    if images is not None:
+        _check_image_output(inputs, images, s.force)
+        if sequence is not None and images.pattern is None:
+            stems = [f.stem for f in sequence.files]
+            _check_unique_names(sequence, images, stems)
+    else:
+        _check_video_output(inputs, dst, s.force)
     model = load_model(s.model, device=s.device, dtype=s.dtype)
-    full_track = _prepared_track(src, model, s)
+    full_track = _prepared_track(source, model, s, rate if sequence is not None else None)
     t_start = time.perf_counter()
-    container, vstream = open_video(src)
+    rng = _Range(s)
+    container: av.container.InputContainer | None = None
+    src: _VideoSource | _SequenceSource
+    if sequence is not None:
+        src = _SequenceSource(sequence, rate)
+    else:
+        container, vstream = open_video(source)
+        try:
+            src = _VideoSource(container, vstream, copy_streams=images is None)
+        except BaseException:
+            container.close()
+            raise
     try:
-        with atomic_output(dst) as tmp:
-            summary = _run(container, vstream, tmp, dst, model, s, full_track, t_start)
+        if images is not None:
+            with atomic_folder(images.folder, force=s.force) as tmp:
+                summary = _run(src, _ImageSink(tmp, images, stems), model, s, rng, full_track, t_start, dst)
+        else:
+            with atomic_output(dst) as tmp:
+                sink = _VideoSink(
+                    tmp,
+                    dst,
+                    s,
+                    rng,
+                    src.video if isinstance(src, _VideoSource) else None,
+                    src.rate,
+                    src.time_base,
+                )
+                summary = _run(src, sink, model, s, rng, full_track, t_start, dst)
     except av.error.FFmpegError as e:
         raise OutputError(f"{dst}: writing failed ({e})") from None
     finally:
-        container.close()
+        src.close()
+        if container is not None:
+            container.close()
     return summary
 
 
-def _prepared_track(src: Path, model: ModulatedModel, s: RestoreSettings) -> CoefficientTrack | None:
+def _check_unique_names(sequence: ImageSequence, out: ImageOutput, stems: Sequence[str]) -> None:
+    seen: dict[str, Path] = {}
+    for path, stem in zip(sequence.files, stems, strict=True):
+        name = stem + out.suffix
+        if name in seen:
+            raise OutputError(
+                f"{out.folder}: {seen[name].name} and {path.name} would both be written as {name}"
+            )
+        seen[name] = path
+
+
+def _prepared_track(
+    src: str | Path, model: ModulatedModel, s: RestoreSettings, rate: Fraction | None
+) -> CoefficientTrack | None:
     if s.track is not None:
         track = CoefficientTrack.load(s.track)
         if track.model != model.name:
@@ -388,201 +490,393 @@ def _prepared_track(src: Path, model: ModulatedModel, s: RestoreSettings) -> Coe
     if s.keyframes is not None:
         from mmrealsr_video.analysis import analyze
 
-        return analyze(src, model, config=s.analysis, keyframes=s.keyframes, progress=s.progress)
+        return analyze(src, model, config=s.analysis, keyframes=s.keyframes, progress=s.progress, fps=rate)
     return None
 
 
-def _run(
-    container: av.container.InputContainer,
-    vstream: av.video.stream.VideoStream,
-    tmp: Path,
-    dst: Path,
-    model: ModulatedModel,
-    s: RestoreSettings,
-    full_track: CoefficientTrack | None,
-    t_start: float,
-) -> RestoreSummary:
-    ctx = vstream.codec_context
-    if not ctx.width or not ctx.height:
-        raise InputError(f"{container.name}: the video stream has no picture size")
-    scale = s.outscale if s.outscale is not None else model.scale
-    out_w, out_h = _even(round(ctx.width * scale)), _even(round(ctx.height * scale))
-    rng = _Range(s)
-    fps = float(vstream.average_rate) if vstream.average_rate else None
-    try:
-        output = av.open(str(tmp), "w", format=_muxer(dst))
-    except (av.error.FFmpegError, ValueError) as e:
-        raise OutputError(f"{dst}: cannot write this container ({e})") from None
-    records: list[FrameCoefficients] = []
-    written = 0
-    decoded: queue.Queue[Any] = queue.Queue(maxsize=16)
-    to_encode: queue.Queue[Any] = queue.Queue(maxsize=16)
-    stop = threading.Event()
-    enc_errors: list[BaseException] = []
-    enc_thread: threading.Thread | None = None
-    copied = _copyable(container, vstream.index)
-    dec_thread = threading.Thread(
-        target=_decode, args=(container, vstream, copied, decoded, stop), name="decode", daemon=True
-    )
-    try:
-        output.metadata.update(container.metadata)
-        mapping: dict[int, Any] = {}
-        _copy_chapters(container, output)
-        desc: ColourDescription | None = None
-        ostream: av.video.stream.VideoStream | None = None
-        dec_thread.start()
-        offset: list[float | None] = [None]  # seconds subtracted from every kept timestamp
-        early_packets: list[Any] = []
+# --- frame sources: where the pictures come from ------------------------------------------------------
 
-        def send_packet(packet: Any) -> None:
-            t = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
-            if t is not None and (
-                (rng.t0 is not None and t < rng.t0 - 1e-6) or (rng.t1 is not None and t >= rng.t1)
-            ):
-                return
-            if offset[0] is None:
-                early_packets.append(packet)
-                return
-            if packet.stream.index not in mapping:
-                return  # a stream this container cannot hold (warned about once)
-            _shift(packet, offset[0])
-            to_encode.put(("packet", packet, packet.stream.index))
 
-        analysis = None
-        if full_track is None:
-            analysis = StreamingAnalysis(model, s.analysis, fps=fps, lookahead=s.lookahead)
-        waiting: deque[tuple[int, av.VideoFrame]] = deque()
-        batch: list[tuple[av.VideoFrame, FrameCoefficients]] = []
-        bar = _progress(s, vstream)
-        kept = 0
+class _VideoSource:
+    """A video file's frames, decoded in a thread; its other streams' packets go to ``on_packet``."""
 
-        def flush_batch() -> None:
-            nonlocal written
-            if not batch:
-                return
-            assert desc is not None
-            tensors = []
-            alphas = []
-            for frame, _ in batch:
-                rgb, alpha = frame_to_tensor(frame, desc)
-                tensors.append(rgb)
-                alphas.append(alpha)
-            x = torch.stack(tensors)
-            coeffs = torch.tensor([[r.blur, r.noise] for _, r in batch], dtype=torch.float32)
-            y = model.restore_frames(
-                x, coeffs, (out_h, out_w), tile=s.tile, tile_overlap=s.tile_overlap
-            ).cpu()
-            for k, (frame, _) in enumerate(batch):
-                alpha = alphas[k]
-                if alpha is not None:
-                    alpha = F.interpolate(
-                        alpha[None, None], size=(out_h, out_w), mode="bilinear", align_corners=False
-                    )[0, 0]
-                assert ostream is not None
-                out = tensor_to_frame(y[k], desc, ostream.pix_fmt or "yuv420p", alpha)
-                out.pts = _shifted_pts(frame, offset[0] or 0.0, as_fraction(vstream.time_base))
-                out.time_base = vstream.time_base
-                to_encode.put(("frame", out))
-                written += 1
-                if bar is not None:
-                    bar.update(1)
-            batch.clear()
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        vstream: av.video.stream.VideoStream,
+        *,
+        copy_streams: bool,
+    ) -> None:
+        ctx = vstream.codec_context
+        if not ctx.width or not ctx.height:
+            raise InputError(f"{container.name}: the video stream has no picture size")
+        self.video = (container, vstream)
+        self.name = container.name
+        self.fps = float(vstream.average_rate) if vstream.average_rate else None
+        self.rate = as_fraction(vstream.average_rate or vstream.guessed_rate) or Fraction(25)
+        self.time_base = as_fraction(vstream.time_base)
+        self.total = int(vstream.frames) or None
+        self.on_packet: Callable[[Any], None] = lambda _packet: None
+        copied = _copyable(container, vstream.index) if copy_streams else []
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=16)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=_decode,
+            args=(container, vstream, copied, self._queue, self._stop),
+            name="decode",
+            daemon=True,
+        )
 
-        def settle(settled: list[FrameCoefficients], *, input_index: bool = False) -> None:
-            for rec in settled:
-                idx, frame = waiting.popleft()
-                assert input_index or idx == rec.index
-                final = _final(rec, s, model.name)
-                records.append(final)
-                batch.append((frame, final))
-                if len(batch) >= s.batch:
-                    flush_batch()
-
-        last_time: float | None = None
-        for index, frame in _frame_source(decoded, send_packet):
+    def frames(self) -> Iterator[tuple[int, float, av.VideoFrame]]:
+        self._thread.start()
+        for index, frame in _frame_source(self._queue, self.on_packet):
             t = (
                 float(frame.pts * frame.time_base)
                 if frame.pts is not None and frame.time_base
-                else index / (fps or 25)
+                else index / (self.fps or 25)
             )
+            yield index, t, frame
+
+    def complete(self, last_time: float) -> None:
+        container, vstream = self.video
+        check_complete(container, vstream, last_time + 1 / (self.fps or 25.0), self.name)
+
+    def close(self) -> None:
+        _stop_thread(self._thread, self._stop, self._queue)
+
+
+class _SequenceSource:
+    """An image sequence's frames, read in a thread, timed at ``rate``."""
+
+    def __init__(self, sequence: ImageSequence, rate: Fraction) -> None:
+        self.video = None
+        self.name = sequence.source
+        self.fps: float | None = float(rate)
+        self.rate = rate
+        self.time_base: Fraction | None = 1 / rate
+        self.total: int | None = len(sequence)
+        self._sequence = sequence
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=16)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="read", daemon=True)
+
+    def _read(self) -> None:
+        try:
+            for _, frame in read_frames(self._sequence, self.rate, stop=self._stop):
+                self._queue.put(("frame", frame))
+        except BaseException as e:
+            self._queue.put(_Failure(e))
+        finally:
+            self._queue.put(_STOP)
+
+    def frames(self) -> Iterator[tuple[int, float, av.VideoFrame]]:
+        self._thread.start()
+        for index, frame in _frame_source(self._queue, lambda _packet: None):
+            yield index, float(index / self.rate), frame
+
+    def complete(self, last_time: float) -> None:
+        """Nothing to check: a sequence has no declared length."""
+
+    def close(self) -> None:
+        _stop_thread(self._thread, self._stop, self._queue)
+
+
+def _stop_thread(thread: threading.Thread, stop: threading.Event, items: queue.Queue[Any]) -> None:
+    """Stops a producer thread that may be blocked on a full queue."""
+    stop.set()
+    deadline = time.monotonic() + 30
+    while thread.is_alive() and time.monotonic() < deadline:
+        _drain(items)
+        thread.join(timeout=0.05)
+    _drain(items)
+
+
+# --- frame sinks: where the restored pictures go ------------------------------------------------------
+
+
+class _VideoSink:
+    """Encodes restored frames (in a thread) into a new container, with a video input's other
+    streams, chapters and metadata copied."""
+
+    even = True  # 4:2:0 encoders need even sizes
+
+    def __init__(
+        self,
+        tmp: Path,
+        dst: Path,
+        s: RestoreSettings,
+        rng: _Range,
+        video: tuple[av.container.InputContainer, av.video.stream.VideoStream] | None,
+        rate: Fraction,
+        time_base: Fraction | None,
+    ) -> None:
+        self.dst, self.s, self.rng, self.video = dst, s, rng, video
+        self.rate, self.time_base = rate, time_base
+        try:
+            self.output = av.open(str(tmp), "w", format=_muxer(dst))
+        except (av.error.FFmpegError, ValueError) as e:
+            raise OutputError(f"{dst}: cannot write this container ({e})") from None
+        if video is not None:
+            self.output.metadata.update(video[0].metadata)
+            _copy_chapters(video[0], self.output)
+        self.mapping: dict[int, Any] = {}
+        self.offset: float | None = None  # seconds subtracted from every kept timestamp
+        self.early_packets: list[Any] = []
+        self.items: queue.Queue[Any] = queue.Queue(maxsize=16)
+        self.errors: list[BaseException] = []
+        self.thread: threading.Thread | None = None
+        self.desc: ColourDescription | None = None
+        self.stream: av.video.stream.VideoStream | None = None
+
+    def send_packet(self, packet: Any) -> None:
+        """A copied stream's packet: kept if inside the range, shifted like the video."""
+        rng = self.rng
+        t = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
+        if t is not None and (
+            (rng.t0 is not None and t < rng.t0 - 1e-6) or (rng.t1 is not None and t >= rng.t1)
+        ):
+            return
+        if self.offset is None:
+            self.early_packets.append(packet)
+            return
+        if packet.stream.index not in self.mapping:
+            return  # a stream this container cannot hold (warned about once)
+        _shift(packet, self.offset)
+        self.items.put(("packet", packet, packet.stream.index))
+
+    def open(
+        self, first: av.VideoFrame, t: float, desc: ColourDescription, size: tuple[int, int], shifted: bool
+    ) -> None:
+        self.desc = desc
+        add = partial(
+            _add_video_stream,
+            self.output,
+            self.s,
+            size[0],
+            size[1],
+            desc,
+            self.dst,
+            rate=self.rate,
+            time_base=self.time_base,
+            input_pix_fmt=(
+                (self.video[1].codec_context.pix_fmt or "yuv420p") if self.video else first.format.name
+            ),
+            metadata=dict(self.video[1].metadata) if self.video else {},
+        )
+        if self.video is not None:
+            self.stream, streams = _add_streams(self.video[0], self.output, self.video[1].index, add)
+            self.mapping.update(streams)
+        else:
+            self.stream = add()
+        self.offset = t if shifted else 0.0
+        self.thread = threading.Thread(
+            target=_encode,
+            args=(self.output, self.stream, self.mapping, self.items, self.errors),
+            name="encode",
+            daemon=True,
+        )
+        self.thread.start()
+        for p in self.early_packets:
+            self.send_packet(p)
+        self.early_packets.clear()
+
+    def write(self, index: int, frame: av.VideoFrame, rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
+        assert self.stream is not None and self.desc is not None
+        out = tensor_to_frame(rgb, self.desc, self.stream.pix_fmt or "yuv420p", alpha)
+        out.pts = _shifted_pts(frame, self.offset or 0.0, self.time_base)
+        if self.time_base is not None:
+            out.time_base = self.time_base
+        self.items.put(("frame", out))
+
+    def check(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+    def finish(self) -> None:
+        self.items.put(_STOP)
+        assert self.thread is not None
+        self.thread.join()
+        self.check()
+        self.output.close()
+
+    def abort(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            _drain(self.items)
+            self.items.put(_STOP)
+            self.thread.join(timeout=30)
+        with contextlib.suppress(av.error.FFmpegError, OSError):
+            self.output.close()
+
+
+class _ImageSink:
+    """Writes restored frames as images into a (temporary) folder."""
+
+    even = False
+
+    def __init__(self, folder: Path, out: ImageOutput, stems: Sequence[str] | None) -> None:
+        self.folder, self.out, self.stems = folder, out, stems
+        self.dtype: type[np.generic] = np.uint8
+
+    def send_packet(self, packet: Any) -> None:  # pragma: no cover - image outputs copy no stream
+        pass
+
+    def open(
+        self, first: av.VideoFrame, t: float, desc: ColourDescription, size: tuple[int, int], shifted: bool
+    ) -> None:
+        bits = max(c.bits for c in first.format.components)
+        deep = bits > 8 and self.out.suffix in (".png", ".tif", ".tiff")
+        self.dtype = np.uint16 if deep else np.uint8
+
+    def write(self, index: int, frame: av.VideoFrame, rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
+        pixels = from_tensor(rgb, self.dtype)
+        a = None
+        if alpha is not None:
+            a = from_tensor(alpha.expand(3, -1, -1), self.dtype)[:, :, 0]
+        write_image(self.folder / self.out.name(index, self.stems), pixels, a)
+
+    def check(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+# --- the one restore loop ---------------------------------------------------------------------------
+
+
+def _run(
+    src: _VideoSource | _SequenceSource,
+    sink: _VideoSink | _ImageSink,
+    model: ModulatedModel,
+    s: RestoreSettings,
+    rng: _Range,
+    full_track: CoefficientTrack | None,
+    t_start: float,
+    dst: Path,
+) -> RestoreSummary:
+    """Frames from ``src`` -> analysis (or a track) -> batched ``model.restore_frames`` -> ``sink``.
+
+    A picture whose stream carries a display rotation (phone videos) is turned upright right after
+    its conversion to RGB, for the analysis and for the model alike, and the output carries no
+    rotation: the analysis' crops and the model's tiles see the picture as it is meant to be seen,
+    image outputs (which have no rotation tag) come out upright, and every output displays as the
+    input did. ``analyze`` turns its frames the same way (``video.iter_frames``), so tracks match.
+    """
+    fps = src.fps
+    records: list[FrameCoefficients] = []
+    written = 0
+    if isinstance(src, _VideoSource):
+        src.on_packet = sink.send_packet
+    analysis = None
+    if full_track is None:
+        analysis = StreamingAnalysis(model, s.analysis, fps=fps, lookahead=s.lookahead)
+    waiting: deque[tuple[int, int, av.VideoFrame]] = deque()  # (kept, input index, picture)
+    batch: list[tuple[int, av.VideoFrame, FrameCoefficients]] = []
+    bar = _progress(s, src.total)
+    kept = 0
+    desc: ColourDescription | None = None
+    orientation = Orientation()
+    out_w = out_h = 0
+
+    def flush_batch() -> None:
+        nonlocal written
+        if not batch:
+            return
+        assert desc is not None
+        tensors = []
+        alphas = []
+        for _, frame, _ in batch:
+            rgb, alpha = frame_to_tensor(frame, desc)
+            tensors.append(orientation.apply(rgb))
+            alphas.append(None if alpha is None else orientation.apply(alpha))
+        x = torch.stack(tensors)
+        coeffs = torch.tensor([[r.blur, r.noise] for _, _, r in batch], dtype=torch.float32)
+        y = model.restore_frames(x, coeffs, (out_h, out_w), tile=s.tile, tile_overlap=s.tile_overlap).cpu()
+        for k, (index, frame, _) in enumerate(batch):
+            alpha = alphas[k]
+            if alpha is not None:
+                alpha = F.interpolate(
+                    alpha[None, None], size=(out_h, out_w), mode="bilinear", align_corners=False
+                )[0, 0]
+            sink.write(index, frame, y[k], alpha)
+            written += 1
+            if bar is not None:
+                bar.update(1)
+        batch.clear()
+
+    def settle(settled: list[FrameCoefficients], *, input_index: bool = False) -> None:
+        for rec in settled:
+            idx, index, frame = waiting.popleft()
+            assert input_index or idx == rec.index
+            final = _final(rec, s, model.name)
+            records.append(final)
+            batch.append((index, frame, final))
+            if len(batch) >= s.batch:
+                flush_batch()
+
+    try:
+        last_time: float | None = None
+        stopped = False
+        for index, t, frame in src.frames():
             last_time = t
             if rng.past(index, t):
-                stop.set()
+                stopped = True
                 break
             if not rng.keeps(index, t):
                 continue
             if desc is None:
                 desc = ColourDescription.from_frame(frame)
+                orientation = Orientation.of(frame)
+                if not orientation.identity:
+                    log.info(
+                        "%s: players show this stream turned %s (its display matrix); it is restored upright",
+                        src.name,
+                        orientation,
+                    )
                 if frame.interlaced_frame:
                     log.warning(
                         "%s: the video is interlaced; it is restored frame by frame without deinterlacing "
                         "(deinterlace it first, e.g. with a VapourSynth QTGMC script, for better results)",
-                        container.name,
+                        src.name,
                     )
-                ostream, streams = _add_streams(
-                    container,
-                    output,
-                    vstream.index,
-                    partial(_add_video_stream, output, vstream, s, out_w, out_h, desc, dst),
-                )
-                mapping.update(streams)
-                offset[0] = t if (rng.first or rng.t0) else 0.0
-                enc_thread = threading.Thread(
-                    target=_encode,
-                    args=(output, ostream, mapping, to_encode, enc_errors),
-                    name="encode",
-                    daemon=True,
-                )
-                enc_thread.start()
-                for p in early_packets:
-                    send_packet(p)
-                early_packets.clear()
-            waiting.append((kept, frame))
+                scale = s.outscale if s.outscale is not None else model.scale
+                w, h = orientation.size(frame.width, frame.height)
+                out_w, out_h = max(1, round(w * scale)), max(1, round(h * scale))
+                if sink.even:
+                    out_w, out_h = _even(out_w), _even(out_h)
+                sink.open(frame, t, desc, (out_w, out_h), shifted=bool(rng.first or rng.t0))
+            waiting.append((kept, index, frame))
             if full_track is not None:
-                settle([_from_track(full_track, index, src=container.name)], input_index=True)
+                settle([_from_track(full_track, index, src=src.name)], input_index=True)
             else:
                 assert analysis is not None
                 rgb, _ = frame_to_tensor(frame, desc)
-                settle(analysis.push(kept, t, _to_uint8(rgb)))
+                settle(analysis.push(kept, t, _to_uint8(orientation.apply(rgb))))
             kept += 1
-            if enc_errors:
-                raise enc_errors[0]
-        if not stop.is_set() and last_time is not None:
-            check_complete(container, vstream, last_time + 1 / (fps or 25.0), container.name)
+            sink.check()
+        if not stopped and last_time is not None:
+            src.complete(last_time)
         if analysis is not None and (waiting or batch):
             settle(analysis.finish())
         flush_batch()
-        stop.set()
-        _drain(decoded)
-        dec_thread.join(timeout=30)
+        src.close()
         if desc is None:
             raise InputError(
-                f"{container.name}: no video frame in the selected range"
+                f"{src.name}: no video frame in the selected range"
                 if (rng.first or rng.t0)
-                else f"{container.name}: the video stream holds no decodable frame"
+                else f"{src.name}: the video stream holds no decodable frame"
             )
-        to_encode.put(_STOP)
-        assert enc_thread is not None
-        enc_thread.join()
-        if enc_errors:
-            raise enc_errors[0]
+        sink.finish()
         if bar is not None:
             bar.close()
     except BaseException:
         # Stop both threads before the temporary output is removed by the caller.
-        stop.set()
-        _drain(decoded)
-        if enc_thread is not None and enc_thread.is_alive():
-            _drain(to_encode)
-            to_encode.put(_STOP)
-            enc_thread.join(timeout=30)
-        if dec_thread.is_alive():
-            _drain(decoded)
-            dec_thread.join(timeout=30)
-        with contextlib.suppress(av.error.FFmpegError, OSError):
-            output.close()
+        src.close()
+        sink.abort()
         raise
-    output.close()
     if s.save_track is not None:
         CoefficientTrack(tuple(records), model=model.name, fps=fps).save(s.save_track)
     seconds = time.perf_counter() - t_start
@@ -671,12 +965,11 @@ def _from_track(track: CoefficientTrack, index: int, *, src: str) -> FrameCoeffi
     return track.frames[index]
 
 
-def _progress(s: RestoreSettings, vstream: av.video.stream.VideoStream) -> Any:
+def _progress(s: RestoreSettings, total: int | None) -> Any:
     if not s.progress:
         return None
     from tqdm import tqdm
 
-    total = int(vstream.frames) or None
     if s.frames is not None and s.frames[1] is not None:
         total = s.frames[1] - s.frames[0]
     return tqdm(total=total, unit="frame", desc="restore", disable=None, dynamic_ncols=True)

@@ -22,6 +22,7 @@ from mmrealsr_video.errors import InputError
 
 __all__ = [
     "DecodedFrame",
+    "Orientation",
     "VideoInfo",
     "as_fraction",
     "check_complete",
@@ -56,6 +57,78 @@ class DecodedFrame:
     index: int
     pts_time: float
     rgb: np.ndarray  # (H, W, 3) uint8
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How a coded picture is turned to show as players show it (a stream's display matrix).
+
+    Phone videos are coded in the sensor's orientation and carry a display matrix (the old
+    ``rotate`` tag): 90, 180 or 270 degrees, rarely with a mirror. PyAV 19 gives it on every decoded
+    frame (``VideoFrame.rotation``, counter-clockwise degrees, and the raw matrix in
+    ``side_data``). The turn applied here is the one FFmpeg's own autorotation applies (fftools:
+    ``transpose=clock`` for a display rotation of 90 degrees clockwise, ``cclock_flip`` when
+    mirrored...), expressed as ``torch.rot90`` quarter turns and flips.
+
+    Attributes:
+        turns: counter-clockwise quarter turns (``torch.rot90``'s ``k``), 0 to 3.
+        vflip: flip upside down after turning.
+        hflip: mirror left-right after turning.
+    """
+
+    turns: int = 0
+    vflip: bool = False
+    hflip: bool = False
+
+    @classmethod
+    def of(cls, frame: av.VideoFrame) -> Orientation:
+        """The turn that shows ``frame`` upright; no turn without a display matrix."""
+        matrix = None
+        for key in frame.side_data:
+            if "DISPLAYMATRIX" in str(key):
+                raw = bytes(frame.side_data[key])
+                if len(raw) >= 36:
+                    matrix = np.frombuffer(raw[:36], dtype=np.int32)
+                break
+        if matrix is None:
+            return cls()
+        theta = -float(frame.rotation) % 360.0  # clockwise display rotation, as fftools computes it
+        if abs(theta - 90) < 1:
+            return cls(1, vflip=True) if matrix[3] > 0 else cls(3)
+        if abs(theta - 180) < 1:
+            return cls(0, vflip=bool(matrix[4] < 0), hflip=bool(matrix[0] < 0))
+        if abs(theta - 270) < 1:
+            return cls(3, vflip=True) if matrix[3] < 0 else cls(1)
+        if theta < 1 or theta > 359:
+            return cls(0, vflip=bool(matrix[4] < 0))
+        log.warning(
+            "display rotation of %.1f degrees is not a quarter turn; the picture is left as coded", theta
+        )
+        return cls()
+
+    @property
+    def identity(self) -> bool:
+        return not (self.turns or self.vflip or self.hflip)
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of a ``width`` x ``height`` picture once turned."""
+        return (height, width) if self.turns % 2 else (width, height)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """Turns a (..., H, W) tensor."""
+        if self.turns:
+            x = torch.rot90(x, self.turns, dims=(-2, -1))
+        if self.vflip:
+            x = x.flip(-2)
+        if self.hflip:
+            x = x.flip(-1)
+        return x
+
+    def __str__(self) -> str:
+        turn = {1: "90 degrees counter-clockwise", 2: "180 degrees", 3: "90 degrees clockwise"}
+        words = [turn[self.turns]] if self.turns else []
+        words += ["flipped"] * self.vflip + ["mirrored"] * self.hflip
+        return ", ".join(words) or "upright"
 
 
 def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
@@ -112,9 +185,14 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def frame_to_rgb(frame: av.VideoFrame, desc: ColourDescription | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, converted with the frame's own colour description (or ``desc``)."""
+def frame_to_rgb(
+    frame: av.VideoFrame, desc: ColourDescription | None = None, orientation: Orientation | None = None
+) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, converted with the frame's own colour description (or ``desc``) and
+    turned upright by ``orientation`` (the restore pipeline's analysis sees exactly this)."""
     rgb, _ = frame_to_tensor(frame, desc or ColourDescription.from_frame(frame))
+    if orientation is not None:
+        rgb = orientation.apply(rgb)
     return rgb.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
@@ -153,7 +231,8 @@ def check_complete(
 
 
 def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
-    """Yields every frame of the first video stream, in presentation order, as RGB.
+    """Yields every frame of the first video stream, in presentation order, as RGB, turned upright
+    when the stream carries a display rotation (see :class:`Orientation`).
 
     Raises:
         InputError: no such file, not a video, no video stream, no decodable frame, or a file that
@@ -163,6 +242,7 @@ def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
     index = 0
     last_pts = None
     desc: ColourDescription | None = None
+    orientation = Orientation()
     try:
         try:
             for frame in container.decode(stream):
@@ -177,7 +257,8 @@ def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
                 last_pts = pts_time
                 if desc is None:
                     desc = ColourDescription.from_frame(frame)
-                yield DecodedFrame(index, pts_time, frame_to_rgb(frame, desc))
+                    orientation = Orientation.of(frame)
+                yield DecodedFrame(index, pts_time, frame_to_rgb(frame, desc, orientation))
                 index += 1
         except av.error.FFmpegError as e:
             raise InputError(
