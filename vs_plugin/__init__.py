@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -65,7 +65,7 @@ log = logging.getLogger("vsmmrealsr")
 SCENE_MODES = ("auto", "props", "detect", "none")
 
 _PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_FAMILIES = {vs.YUV: "yuv", vs.RGB: "rgb", vs.GRAY: "gray"}
+_FAMILIES: dict[Any, Literal["yuv", "rgb", "gray"]] = {vs.YUV: "yuv", vs.RGB: "rgb", vs.GRAY: "gray"}
 _SUBSAMPLING = {(0, 0), (1, 0), (1, 1), (0, 1), (2, 0)}  # 4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1
 # Recent VapourSynth (R81 here) names the range prop _Range (0 limited, 1 full); older ones _ColorRange (0 full,
 # 1 limited). The enum tells which: its values are those of the prop.
@@ -233,7 +233,7 @@ class _Analysis:
         elif mode == "none":
             cuts = []
         else:
-            cuts = list(mode)
+            cuts = [int(c) for c in mode]
         log.info("analysis: scenes from %s", mode if isinstance(mode, str) else "the given cuts")
         return StreamingAnalysis(self._model, self._config, fps=fps, cuts=cuts)
 
