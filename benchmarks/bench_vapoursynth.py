@@ -25,17 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.media import Scene, photos, render_frame  # noqa: E402 (after the path insert)
+from tests.media import Scene, photos, write_clip  # noqa: E402 (after the path insert)
 
 BIN = Path(sys.executable).parent
 
@@ -44,23 +41,7 @@ def make_clip(path: Path, frames: int, size: tuple[int, int]) -> None:
     ph = photos()
     per = frames // 5
     scenes = [Scene(ph[i], per if i < 4 else frames - 4 * per, 1.0, 4.0 + 3 * i) for i in range(5)]
-    rng = np.random.default_rng(0)
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=Fraction(24))
-        v.width, v.height = size
-        v.pix_fmt = "yuv420p"
-        v.codec_context.colorspace = av.video.reformatter.Colorspace.ITU709
-        v.codec_context.color_range = av.video.reformatter.ColorRange.MPEG
-        n = 0
-        for scene in scenes:
-            for t in range(scene.frames):
-                rgb = av.VideoFrame.from_ndarray(render_frame(scene, t, size, rng), format="rgb24")
-                f = rgb.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
-                f.pts = n
-                f.time_base = Fraction(1, 24)
-                out.mux(v.encode(f))
-                n += 1
-        out.mux(v.encode(None))
+    write_clip(path, scenes, size=size, codec="libx264", pix_fmt="yuv420p", colour=("ITU709", "MPEG"))
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:
@@ -98,10 +79,21 @@ def main() -> None:
         for codec in ("ffv1", "libx264"):
             out = d / f"cli_{codec}.mkv"
             s_cli, log_cli = timed(
-                [str(BIN / "mmrealsr-video"), "restore", str(clip), str(out), "--codec", codec, *device, "--quiet"]
+                [
+                    str(BIN / "mmrealsr-video"),
+                    "restore",
+                    str(clip),
+                    str(out),
+                    "--codec",
+                    codec,
+                    *device,
+                    "--quiet",
+                ]
             )
             rows.append((f"cli {codec}", s_cli, log_cli))
-    card = torch.cuda.get_device_name(int(args.device)) if cuda else platform.processor() or platform.machine()
+    card = (
+        torch.cuda.get_device_name(int(args.device)) if cuda else platform.processor() or platform.machine()
+    )
     print(f"# {args.frames} frames {w}x{h} -> x4, default model, {'CUDA ' + card if cuda else 'CPU ' + card}")
     print(f"# torch threads {torch.get_num_threads()}, {len(os.sched_getaffinity(0))} cores")
     print(f"{'run':22s} {'wall s':>8s} {'wall fps':>9s} {'own fps':>8s}")

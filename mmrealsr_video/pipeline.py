@@ -46,11 +46,12 @@ from mmrealsr_video.colour import (
     output_pix_fmt,
     tag_codec_context,
     tensor_to_frame,
+    to_rgb8,
 )
 from mmrealsr_video.errors import InputError, OutputError
 from mmrealsr_video.files import atomic_folder, atomic_output
 from mmrealsr_video.images import from_tensor, write_image
-from mmrealsr_video.keyframes import apply_fixed
+from mmrealsr_video.keyframes import apply_fixed_frame
 from mmrealsr_video.model import ModulatedModel, load_model
 from mmrealsr_video.sequences import (
     ImageOutput,
@@ -811,7 +812,7 @@ def _run(
         for rec in settled:
             idx, index, frame = waiting.popleft()
             assert input_index or idx == rec.index
-            final = _final(rec, s, model.name)
+            final = apply_fixed_frame(rec, s.blur, s.noise)
             records.append(final)
             batch.append((index, frame, final))
             if len(batch) >= s.batch:
@@ -854,7 +855,7 @@ def _run(
             else:
                 assert analysis is not None
                 rgb, _ = frame_to_tensor(frame, desc)
-                settle(analysis.push(kept, t, _to_uint8(orientation.apply(rgb))))
+                settle(analysis.push(kept, t, to_rgb8(orientation.apply(rgb))))
             kept += 1
             sink.check()
         if not stopped and last_time is not None:
@@ -914,11 +915,6 @@ def _muxer(dst: Path) -> str | None:
     )
 
 
-def _to_uint8(rgb: torch.Tensor) -> np.ndarray:
-    """The analysis' view of a frame: the same 8-bit RGB ``video.frame_to_rgb`` gives ``analyze``."""
-    return rgb.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-
-
 def _shift(packet: Any, offset: float) -> None:
     if not offset or packet.time_base is None:
         return
@@ -948,13 +944,6 @@ def _copy_chapters(input_: av.container.InputContainer, output: av.container.Out
             setter(found)
     except (av.error.FFmpegError, ValueError, TypeError) as e:
         log.warning("chapters could not be copied: %s", e)
-
-
-def _final(rec: FrameCoefficients, s: RestoreSettings, model: str) -> FrameCoefficients:
-    """The frame's record with the fixed --blur/--noise values applied (the one rule: ``apply_fixed``)."""
-    if s.blur is None and s.noise is None:
-        return rec
-    return apply_fixed(CoefficientTrack((rec,), model=model), s.blur, s.noise).frames[0]
 
 
 def _from_track(track: CoefficientTrack, index: int, *, src: str) -> FrameCoefficients:

@@ -17,7 +17,7 @@ import av.error
 import numpy as np
 import torch
 
-from mmrealsr_video.colour import ColourDescription, frame_to_tensor
+from mmrealsr_video.colour import ColourDescription, frame_to_tensor, to_rgb8
 from mmrealsr_video.errors import InputError
 
 __all__ = [
@@ -193,7 +193,7 @@ def frame_to_rgb(
     rgb, _ = frame_to_tensor(frame, desc or ColourDescription.from_frame(frame))
     if orientation is not None:
         rgb = orientation.apply(rgb)
-    return rgb.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return to_rgb8(rgb)
 
 
 def check_complete(

@@ -58,20 +58,32 @@ def write_clip(
     codec: str = "ffv1",
     pix_fmt: str = "yuv444p",
     seed: int = 0,
+    colour: tuple[str, str] | None = None,
 ) -> list[int]:
-    """Writes the scenes back to back; returns the first frame of every scene after the first."""
+    """Writes the scenes back to back; returns the first frame of every scene after the first.
+
+    ``colour`` = (PyAV colorspace, range), e.g. ("ITU709", "MPEG"): frames are converted with it
+    and the stream is tagged with it; None leaves the stream untagged (libswscale's defaults).
+    """
     rng = np.random.default_rng(seed)
     cuts = []
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=Fraction(fps))
         stream.width, stream.height = size
         stream.pix_fmt = pix_fmt
+        if colour is not None:
+            stream.codec_context.colorspace = getattr(av.video.reformatter.Colorspace, colour[0])
+            stream.codec_context.color_range = getattr(av.video.reformatter.ColorRange, colour[1])
         n = 0
         for k, scene in enumerate(scenes):
             if k:
                 cuts.append(n)
             for t in range(scene.frames):
                 frame = av.VideoFrame.from_ndarray(render_frame(scene, t, size, rng), format="rgb24")
+                if colour is not None:
+                    frame = frame.reformat(
+                        format=pix_fmt, dst_colorspace=colour[0], dst_color_range=colour[1]
+                    )
                 frame.pts = n
                 frame.time_base = Fraction(1, fps)
                 out.mux(stream.encode(frame))

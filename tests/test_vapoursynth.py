@@ -8,7 +8,6 @@ import json
 import random
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -20,7 +19,7 @@ vsmmrealsr = pytest.importorskip("vsmmrealsr")
 
 from mmrealsr_video.analysis import analyze  # noqa: E402
 from mmrealsr_video.track import CoefficientTrack  # noqa: E402
-from tests.media import Scene, photos, render_frame  # noqa: E402
+from tests.media import Scene, photos, write_clip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "vapoursynth"
@@ -31,41 +30,6 @@ core = vs.core
 pytestmark = pytest.mark.skipif(
     not hasattr(core, "bs") or not VSPIPE.exists(), reason="vapoursynth-bestsource and vspipe needed"
 )
-
-
-def write_tagged_clip(
-    path: Path,
-    scenes: list[Scene],
-    *,
-    size: tuple[int, int] = (64, 48),
-    fps: int = 24,
-    pix_fmt: str = "yuv420p",
-    colorspace: str = "ITU709",
-    color_range: str = "MPEG",
-) -> list[int]:
-    """Scenes of real photographs back to back, lossless (FFV1), tagged with a colour description;
-    returns the cuts."""
-    rng = np.random.default_rng(0)
-    cuts: list[int] = []
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("ffv1", rate=Fraction(fps))
-        v.width, v.height = size
-        v.pix_fmt = pix_fmt
-        v.codec_context.colorspace = getattr(av.video.reformatter.Colorspace, colorspace)
-        v.codec_context.color_range = getattr(av.video.reformatter.ColorRange, color_range)
-        n = 0
-        for k, scene in enumerate(scenes):
-            if k:
-                cuts.append(n)
-            for t in range(scene.frames):
-                img = av.VideoFrame.from_ndarray(render_frame(scene, t, size, rng), format="rgb24")
-                frame = img.reformat(format=pix_fmt, dst_colorspace=colorspace, dst_color_range=color_range)
-                frame.pts = n
-                frame.time_base = Fraction(1, fps)
-                out.mux(v.encode(frame))
-                n += 1
-        out.mux(v.encode(None))
-    return cuts
 
 
 def planes_of_file(path: Path) -> list[list[np.ndarray]]:
@@ -99,7 +63,7 @@ def clip3(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
     path = tmp_path_factory.mktemp("vs") / "three.mkv"
     p = photos()
     scenes = [Scene(p[0], 14, 0.0, 4.0), Scene(p[1], 13, 2.0, 0.0), Scene(p[2], 13, 0.5, 12.0)]
-    return path, write_tagged_clip(path, scenes)
+    return path, write_clip(path, scenes, size=(64, 48), pix_fmt="yuv420p", colour=("ITU709", "MPEG"))
 
 
 def source(path: Path) -> vs.VideoNode:
@@ -114,7 +78,17 @@ def test_vspipe_matches_the_cli_for_the_same_track(clip3: tuple[Path, list[int]]
     path, cuts = clip3
     cli_out, track = tmp_path / "cli.mkv", tmp_path / "track.json"
     r = subprocess.run(
-        [str(CLI), "restore", str(path), str(cli_out), "--codec", "ffv1", "--save-track", str(track), "--quiet"],
+        [
+            str(CLI),
+            "restore",
+            str(path),
+            str(cli_out),
+            "--codec",
+            "ffv1",
+            "--save-track",
+            str(track),
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -254,7 +228,10 @@ def test_float_rgb_and_format_conversion(clip3: tuple[Path, list[int]]) -> None:
 
 def test_bad_inputs_name_the_filter() -> None:
     variable = core.std.Splice(
-        [core.std.BlankClip(width=32, height=32, length=2), core.std.BlankClip(width=48, height=32, length=2)],
+        [
+            core.std.BlankClip(width=32, height=32, length=2),
+            core.std.BlankClip(width=48, height=32, length=2),
+        ],
         mismatch=True,
     )
     with pytest.raises(vs.Error, match=r"mmrealsr: .*variable format or size"):
@@ -266,7 +243,9 @@ def test_bad_inputs_name_the_filter() -> None:
     with pytest.raises(vs.Error, match=r"mmrealsr: blur: expected a number"):
         vsmmrealsr.mmrealsr(core.std.BlankClip(format=vs.RGB24, length=2), blur="sharp")
     untagged = core.std.BlankClip(format=vs.YUV420P8, width=32, height=32, length=2, color=[60, 120, 140])
-    with pytest.raises(vs.Error, match=r"mmrealsr: frame 0 has no _Matrix prop; set it, e\.g\. .*SetFrameProps"):
+    with pytest.raises(
+        vs.Error, match=r"mmrealsr: frame 0 has no _Matrix prop; set it, e\.g\. .*SetFrameProps"
+    ):
         vsmmrealsr.mmrealsr(untagged, blur=0.5, noise=0.5).get_frame(0)
     no_range = core.std.SetFrameProps(untagged, _Matrix=1)
     with pytest.raises(vs.Error, match=r"mmrealsr: frame 1 has no _Range prop"):
