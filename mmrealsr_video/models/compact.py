@@ -121,10 +121,11 @@ class CompactNet(nn.Module):
         nf = self.config.num_feat
         mod = self.modulation(self.dd_embed(coeffs.to(x.dtype)))
         mod = mod.view(mod.shape[0], self.config.num_conv, 2, nf, 1, 1)
+        gain, shift = 1 + mod[:, :, 0], mod[:, :, 1]
         feat = self.act_first(self.conv_first(x))
         for i, (conv, act) in enumerate(zip(self.body, self.acts, strict=True)):
-            feat = act(conv(feat))
-            feat = (1 + mod[:, i, 0]) * feat + mod[:, i, 1]
+            # One pass over the features for the affine modulation (gain * feat + shift).
+            feat = torch.addcmul(shift[:, i], act(conv(feat)), gain[:, i])
         out = F.pixel_shuffle(self.conv_last(feat), self.scale)
         return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
 
