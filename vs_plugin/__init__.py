@@ -503,7 +503,8 @@ def mmrealsr(
         for key in list(props.keys()):
             del props[key]
         for key, value in src.props.items():
-            props[key] = value
+            if key != "_Alpha":  # an attached alpha frame keeps the input's size: not carried
+                props[key] = value
         _set_colour_props(props, desc, out_fmt)
         props["MMRealSR_Blur"] = rec.blur
         props["MMRealSR_Noise"] = rec.noise
