@@ -264,3 +264,19 @@ def test_track_of_another_clip_is_refused(clip3: tuple[Path, list[int]], tmp_pat
     (tmp_path / "broken.json").write_text(json.dumps({"frames": "nope"}))
     with pytest.raises(vs.Error, match=r"mmrealsr: .*broken\.json"):
         vsmmrealsr.mmrealsr(source(path), track=tmp_path / "broken.json")
+
+
+def test_attached_alpha_is_not_copied() -> None:
+    src = core.std.BlankClip(format=vs.RGB24, width=32, height=24, length=2, color=[90, 140, 60])
+    alpha = core.std.BlankClip(format=vs.GRAY8, width=32, height=24, length=2, color=[255])
+
+    def attach(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        out = f[0].copy()
+        out.props["_Alpha"] = f[1]
+        return out
+
+    with_alpha = core.std.ModifyFrame(src, [src, alpha], attach)
+    assert "_Alpha" in with_alpha.get_frame(0).props
+    out = vsmmrealsr.mmrealsr(with_alpha, blur=0.5, noise=0.5, scenes="none").get_frame(1)
+    assert "_Alpha" not in out.props and out.props["MMRealSR_Scene"] == 0
+    assert (out.width, out.height) == (128, 96)
