@@ -270,8 +270,12 @@ def _encode(
             if item is _STOP:
                 break
             kind = item[0]
-            if kind == "frame":
-                for packet in stream.encode(item[1]):
+            if kind == "convert":  # a restored picture to code as a frame first (see _VideoSink.write)
+                try:
+                    frame = item[1]()
+                finally:
+                    item[2].release()
+                for packet in stream.encode(frame):
                     output.mux(packet)
             else:
                 packet = item[1]
@@ -281,8 +285,9 @@ def _encode(
             output.mux(packet)
     except BaseException as e:
         errors.append(e)
-        while items.get() is not _STOP:  # keep the producer from blocking
-            pass
+        while (item := items.get()) is not _STOP:  # keep the producer from blocking
+            if item[0] == "convert":
+                item[2].release()
 
 
 def _add_video_stream(
@@ -624,6 +629,8 @@ class _VideoSink:
         self.offset: float | None = None  # seconds subtracted from every kept timestamp
         self.early_packets: list[Any] = []
         self.items: queue.Queue[Any] = queue.Queue(maxsize=16)
+        # Restored pictures waiting to be coded as frames (float RGB at output size: bounded apart).
+        self.converting = threading.BoundedSemaphore(3)
         self.errors: list[BaseException] = []
         self.thread: threading.Thread | None = None
         self.desc: ColourDescription | None = None
@@ -682,12 +689,22 @@ class _VideoSink:
         self.early_packets.clear()
 
     def write(self, index: int, frame: av.VideoFrame, rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
+        """Queues a restored picture; the encode thread codes it (RGB -> YUV) and encodes it, so
+        that the colour conversion overlaps the model's next batch instead of following it."""
         assert self.stream is not None and self.desc is not None
-        out = tensor_to_frame(rgb, self.desc, self.stream.pix_fmt or "yuv420p", alpha)
-        out.pts = _shifted_pts(frame, self.offset or 0.0, self.time_base)
-        if self.time_base is not None:
-            out.time_base = self.time_base
-        self.items.put(("frame", out))
+        desc, pix_fmt, time_base = self.desc, self.stream.pix_fmt or "yuv420p", self.time_base
+        pts = _shifted_pts(frame, self.offset or 0.0, time_base)
+
+        def build() -> av.VideoFrame:
+            out = tensor_to_frame(rgb, desc, pix_fmt, alpha)
+            out.pts = pts
+            if time_base is not None:
+                out.time_base = time_base
+            return out
+
+        while not self.converting.acquire(timeout=0.5):
+            self.check()
+        self.items.put(("convert", build, self.converting))
 
     def check(self) -> None:
         if self.errors:
