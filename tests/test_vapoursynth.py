@@ -221,6 +221,13 @@ def test_float_rgb_and_format_conversion(clip3: tuple[Path, list[int]]) -> None:
     assert yuv.get_frame(3).props["_Matrix"] == 0
     half = vsmmrealsr.mmrealsr(src, blur=0.5, noise=0.5, scale=2)
     assert (half.width, half.height) == (128, 96)
+    rgbh = vsmmrealsr.mmrealsr(core.resize.Bicubic(src, format=vs.RGBH, matrix_in=1), blur=0.5, noise=0.5)
+    h = planes_of_frame(rgbh.get_frame(3))
+    assert rgbh.format.id == vs.RGBH and h[0].dtype == np.float16
+    assert max(float(np.abs(x.astype(np.float32) - y).mean()) for x, y in zip(h, b, strict=True)) < 1e-3
+    gray = vsmmrealsr.mmrealsr(core.std.ShufflePlanes(src, 0, vs.GRAY), blur=0.5, noise=0.5)
+    g = planes_of_frame(gray.get_frame(3))
+    assert gray.format.id == vs.GRAY8 and len(g) == 1 and g[0].shape == (192, 256)
 
 
 # --- bad input -----------------------------------------------------------------------------------
