@@ -287,3 +287,14 @@ def test_attached_alpha_is_not_copied() -> None:
     out = vsmmrealsr.mmrealsr(with_alpha, blur=0.5, noise=0.5, scenes="none").get_frame(1)
     assert "_Alpha" not in out.props and out.props["MMRealSR_Scene"] == 0
     assert (out.width, out.height) == (128, 96)
+
+
+@pytest.mark.gpu
+def test_cuda_streams_give_the_same_frames(clip3: tuple[Path, list[int]]) -> None:
+    path, _ = clip3
+    one = vsmmrealsr.mmrealsr(source(path), device_index=0, precision="fp32", num_streams=1)
+    two = vsmmrealsr.mmrealsr(source(path), device_index=0, precision="fp32", num_streams=2, batch_size=2)
+    futures = [two.get_frame_async(n) for n in range(40)]
+    for n, fut in enumerate(futures):
+        for a, b in zip(planes_of_frame(fut.result()), planes_of_frame(one.get_frame(n)), strict=True):
+            assert np.abs(a.astype(int) - b).max() <= 1, f"frame {n}"

@@ -321,6 +321,8 @@ class _Restorer:
                     return self.model.restore_frames(
                         x, coeffs, self.size, tile=self.tile, tile_overlap=self.tile_pad
                     )
+                # The input was converted on the default stream: this stream must wait for it.
+                stream.wait_stream(torch.cuda.default_stream(self.model.device))
                 with torch.cuda.stream(stream):
                     y = self.model.restore_frames(
                         x.to(self.model.device, non_blocking=True),
