@@ -193,6 +193,24 @@ def test_resume_continues_exactly(images: Path, tmp_path: Path) -> None:
     assert Trainer(cfg, tmp_path / "b", resume="none").step == 0
 
 
+def test_net_stage_l1_target_follows_l1_gt_usm(images: Path, tmp_path: Path) -> None:
+    """loss.l1_gt_usm: false trains towards the plain GT. Same seeds: the first step's L1 differs
+    when the GT is sharpened, and is the same when unsharp masking does nothing (weight 0)."""
+
+    def first_l1(name: str, usm: bool, weight: float) -> float:
+        cfg = full_synthesis_config(images, pool=0, steps=1, checkpoint_every=1)
+        cfg = dataclasses.replace(
+            cfg,
+            loss=dataclasses.replace(cfg.loss, l1_gt_usm=usm),
+            degradation=dataclasses.replace(cfg.degradation, usm_weight=weight),
+        )
+        Trainer(cfg, tmp_path / name, resume="none", progress=False).run()
+        return metrics(tmp_path / name)[0]["l_pix"]
+
+    assert first_l1("a", True, 0.5) != pytest.approx(first_l1("b", False, 0.5), abs=1e-7)
+    assert first_l1("c", True, 0.0) == pytest.approx(first_l1("d", False, 0.0), abs=1e-7)
+
+
 def test_ctrl_c_stops_after_the_step_and_resumes_exactly(images: Path, tmp_path: Path) -> None:
     cfg = full_synthesis_config(images, pool=2, steps=4, checkpoint_every=100)
     straight = Trainer(cfg, tmp_path / "a")
