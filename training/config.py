@@ -222,7 +222,7 @@ class LossConfig:
     #: with that knob pinned to 1 and the other knob estimated, so each knob learns its own effect.
     axis_anchors: bool = False
     #: The Net stage's L1 target: the unsharp-masked GT (released: true, as Real-ESRNet) or the plain
-    #: GT (false: a fidelity model; the sharpened target alone is 26-30 dB PSNR from the true GT on
+    #: GT (false: a fidelity model; the sharpened target alone is 25-31 dB PSNR from the true GT on
     #: most held-out photos, a ceiling for the restored output). The GAN stage uses ``gan.l1_gt_usm``.
     l1_gt_usm: bool = True
 
