@@ -14,7 +14,7 @@ from mmrealsr_video import load_model
 from mmrealsr_video.errors import InputError, OutputError
 from mmrealsr_video.pipeline import EncodeSettings, RestoreSettings, restore_video
 from mmrealsr_video.track import CoefficientTrack
-from tests.media import packets, write_audio_only, write_av_clip, write_empty_video
+from tests.media import Scene, packets, photos, write_audio_only, write_av_clip, write_clip, write_empty_video
 
 EXE = Path(sys.executable).with_name("mmrealsr-video")
 
@@ -195,3 +195,46 @@ def test_alpha_is_carried_by_a_plain_resize(tmp_path: Path) -> None:
     a = frames[0].to_ndarray(format="rgba")[:, :, 3]
     assert a.shape == (4 * h, 4 * w)
     assert a[:, : 4 * w // 2 - 4].max() < 10 and a[:, 4 * w // 2 + 4 :].min() > 245
+
+
+@pytest.mark.slow
+def test_frame_threaded_decoding_stops_early_without_hanging(tmp_path: Path) -> None:
+    """The decoder's threading mode, chosen by this test: FFmpeg frame threading ('AUTO', what
+    open_video sets) is reported to hang when decoding stops before the end in a process that has
+    PyTorch's thread pools up (PyAV #1849, pytorch #150259). Here it is exercised the way the
+    pipeline uses it (model calls between frames, early stops as --frames makes them, the decoder
+    in its own thread) in a child process with a timeout, so that a hang fails instead of blocking.
+    """
+    path = tmp_path / "long.mp4"
+    ph = photos()
+    write_clip(path, [Scene(ph[0], 48), Scene(ph[1], 48)], size=(96, 64), codec="libx264", pix_fmt="yuv420p")
+    child = f"""
+import threading, torch
+from mmrealsr_video import load_model
+from mmrealsr_video.video import open_video
+model = load_model("default")
+def decode(stop_after):
+    container, stream = open_video({str(path)!r})
+    assert str(stream.thread_type).endswith("AUTO"), stream.thread_type
+    for i, frame in enumerate(container.decode(stream)):
+        model.restore(torch.rand(1, 3, 16, 16), (0.5, 0.5))
+        if i == stop_after:
+            break
+    container.close()
+for k in range(12):
+    t = threading.Thread(target=decode, args=(k,))
+    t.start()
+    t.join()
+print("done")
+"""
+    r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr
+    out = tmp_path / "part.mkv"
+    r = subprocess.run(
+        [str(EXE), "restore", str(path), str(out), "--frames", "0:5", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(_frames(out)) == 5
