@@ -3,7 +3,8 @@
 Generator: an SRVGGNetCompact-style body (plain 3x3 convolutions at input resolution, PReLU)
 where every body convolution is followed by an affine modulation (1 + gamma) x + beta driven by an
 embedding of the (blur, noise) pair; a final convolution to ``3 * scale**2`` channels,
-pixel-shuffled and added to the nearest-upsampled input. Estimator: one tiny strided CNN branch
+pixel-shuffled and added to the upsampled input (nearest, as SRVGGNetCompact, by default; bilinear or
+bicubic as an option, so that a small body spends nothing on interpolation). Estimator: one tiny strided CNN branch
 per degradation, global average pool, MLP, sigmoid, as DEResNet in miniature. Plain convolutions,
 no data-dependent control flow: exportable to ONNX.
 """
@@ -20,9 +21,12 @@ from torch import nn
 
 from mmrealsr_video.models._blocks import scaled_init
 
-__all__ = ["ARCH", "CompactConfig", "CompactEstimator", "CompactNet", "detect", "flops_per_input_pixel"]
+__all__ = ["ARCH", "SKIP_MODES", "CompactConfig", "CompactEstimator", "CompactNet", "detect", "flops_per_input_pixel"]
 
 ARCH = "compact"
+#: How the input is upsampled for the skip connection; stored in the state dict as ``skip_mode``
+#: (absent = nearest, so that checkpoints made before the option load unchanged).
+SKIP_MODES: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,14 @@ class CompactConfig:
     #: Estimator widths; layer i has stride 2 when i is odd (so strides need no storing).
     est_feats: tuple[int, ...] = (16, 32, 32, 64, 64)
     est_hidden: int = 64
+    skip: str = "nearest"
     arch: str = field(default=ARCH, init=False)
 
     def __post_init__(self) -> None:
         if self.scale not in (1, 2, 3, 4):
             raise ValueError(f"compact: scale must be 1, 2, 3 or 4, not {self.scale}")
+        if self.skip not in SKIP_MODES:
+            raise ValueError(f"compact: skip must be one of {', '.join(SKIP_MODES)}, not {self.skip!r}")
         if not self.est_feats or min(self.est_feats) <= 0:
             raise ValueError("compact: est_feats must list at least one positive width")
         for name in ("num_feat", "num_conv", "embed_dim", "num_degradation", "est_hidden"):
@@ -99,6 +106,8 @@ class CompactNet(nn.Module):
         # One linear layer gives every body layer its (gamma, beta).
         self.modulation = nn.Linear(c.embed_dim, 2 * nf * c.num_conv)
         self.conv_last = nn.Conv2d(nf, 3 * c.scale * c.scale, 3, 1, 1)
+        if c.skip != "nearest":
+            self.register_buffer("skip_mode", torch.tensor(float(SKIP_MODES.index(c.skip))))
         self.de_net = CompactEstimator(c)
         # Budget for automatic tiling: features at input size, the shuffled output at scale**2.
         self.activation_elems_per_input_pixel = 4 * nf + 6 * c.scale * c.scale
@@ -127,7 +136,9 @@ class CompactNet(nn.Module):
             # One pass over the features for the affine modulation (gain * feat + shift).
             feat = torch.addcmul(shift[:, i], act(conv(feat)), gain[:, i])
         out = F.pixel_shuffle(self.conv_last(feat), self.scale)
-        return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+        if self.config.skip == "nearest":
+            return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+        return out + F.interpolate(x, scale_factor=self.scale, mode=self.config.skip, align_corners=False)
 
     def forward(self, x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         return self.restore(x, coeffs)
@@ -175,4 +186,5 @@ def detect(sd: Mapping[str, torch.Tensor]) -> CompactConfig | None:
         num_degradation=int(num_degradation),
         est_feats=tuple(feats),
         est_hidden=int(sd["de_net.heads.0.0.weight"].shape[0]),
+        skip=SKIP_MODES[int(sd["skip_mode"])] if "skip_mode" in sd else "nearest",
     )

@@ -16,7 +16,12 @@ RELEASED_TFLOP_640x480 = 11.76
 
 @pytest.mark.parametrize(
     "config",
-    [CompactConfig(), CompactConfig(scale=2, num_feat=24, num_conv=6, embed_dim=32, est_feats=(8, 16, 16))],
+    [
+        CompactConfig(),
+        CompactConfig(scale=2, num_feat=24, num_conv=6, embed_dim=32, est_feats=(8, 16, 16)),
+        CompactConfig(skip="bicubic"),
+        CompactConfig(scale=2, num_feat=8, num_conv=2, skip="bilinear"),
+    ],
 )
 def test_detect_round_trip(config: CompactConfig, tmp_path: Path) -> None:
     net = CompactNet(config).eval()
@@ -60,12 +65,30 @@ def test_modulation_reaches_the_output() -> None:
     assert (model.restore(x, (0.0, 0.0)) - model.restore(x, (1.0, 1.0))).abs().max() > 1e-3
 
 
-def test_exports_to_onnx_and_runs_there(tmp_path: Path) -> None:
+def test_skip_connection_is_the_chosen_upsampling() -> None:
+    """With the body's output zeroed the network is its skip connection: nearest, bilinear or bicubic."""
+    x = torch.rand(1, 3, 10, 12)
+    for mode in ("nearest", "bilinear", "bicubic"):
+        net = CompactNet(CompactConfig(num_feat=8, num_conv=2, skip=mode)).eval()
+        torch.nn.init.zeros_(net.conv_last.weight)
+        torch.nn.init.zeros_(net.conv_last.bias)
+        kwargs = {} if mode == "nearest" else {"align_corners": False}
+        with torch.no_grad():
+            expected = torch.nn.functional.interpolate(x, scale_factor=4, mode=mode, **kwargs)
+            torch.testing.assert_close(net.restore(x, torch.tensor([[0.5, 0.5]])), expected)
+    # The bundled model predates the option: no skip_mode key, nearest.
+    assert load_model("default")._modnet.config.skip == "nearest"
+    with pytest.raises(ValueError, match="skip must be one of"):
+        CompactConfig(skip="lanczos")
+
+
+@pytest.mark.parametrize("skip", ["nearest", "bicubic"])
+def test_exports_to_onnx_and_runs_there(tmp_path: Path, skip: str) -> None:
     """Plain convolutions, no data-dependent control flow: the generator and the estimator export."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     torch.manual_seed(0)
-    net = CompactNet(CompactConfig(num_feat=8, num_conv=3)).eval()
+    net = CompactNet(CompactConfig(num_feat=8, num_conv=3, skip=skip)).eval()
     torch.nn.init.normal_(net.modulation.weight, std=0.2)
     x = torch.rand(2, 3, 24, 20)
     coeffs = torch.tensor([[0.2, 0.8], [0.6, 0.1]])
