@@ -300,6 +300,8 @@ class RunConfig:
         checkpoint_every: steps between checkpoints (EMA model + resumable state).
         log_every: steps between lines of ``metrics.jsonl`` (each line averages its steps).
         keep_checkpoints: how many ``model_*.safetensors`` to keep; 0 = all.
+        max_minutes: stop (with a checkpoint and the final model) after this much training time,
+            whatever step it has reached; 0 = no limit. For fixed-length sessions (a lent GPU).
     """
 
     SECTION: ClassVar[str] = "run"
@@ -310,9 +312,12 @@ class RunConfig:
     checkpoint_every: int = 5000
     log_every: int = 100
     keep_checkpoints: int = 0
+    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         s = self.SECTION
+        ok_budget = math.isfinite(self.max_minutes) and self.max_minutes >= 0
+        _check(s, "max_minutes", ok_budget, "must be a finite number >= 0", self.max_minutes)
         _check(s, "seed", self.seed >= 0, "must be >= 0", self.seed)
         ok_dev = re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device) is not None
         _check(s, "device", ok_dev, "must be auto, cpu, cuda, cuda:N or mps", self.device)

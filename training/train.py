@@ -598,6 +598,7 @@ class Trainer:
         stop = stack.enter_context(_DeferredInterrupt())
         if self.progress:
             stack.enter_context(logging_redirect_tqdm())
+        t_start, budget = time.perf_counter(), cfg.run.max_minutes * 60.0
         try:
             while self.step < total_iter:
                 td = time.perf_counter()
@@ -631,6 +632,16 @@ class Trainer:
                     path = self.save_state()
                     log.warning("stopped at step %d; %s resumes exactly from here", self.step, path)
                     raise KeyboardInterrupt
+                if budget and not last and time.perf_counter() - t_start >= budget:
+                    if self.step % cfg.run.checkpoint_every:
+                        self.checkpoint()
+                    log.info(
+                        "time budget of %g minutes reached at step %d (of %d); resume to go on",
+                        cfg.run.max_minutes,
+                        self.step,
+                        total_iter,
+                    )
+                    break
         finally:
             stack.close()
             bar.close()

@@ -211,6 +211,20 @@ def test_net_stage_l1_target_follows_l1_gt_usm(images: Path, tmp_path: Path) -> 
     assert first_l1("c", True, 0.0) == pytest.approx(first_l1("d", False, 0.0), abs=1e-7)
 
 
+def test_time_budget_stops_with_a_final_model_and_resumes(images: Path, tmp_path: Path) -> None:
+    cfg = full_synthesis_config(images, pool=0, steps=4, checkpoint_every=3)
+    short = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, max_minutes=1e-9))
+    trainer = Trainer(short, tmp_path / "r", resume="none", progress=False)
+    final = trainer.run()
+    assert trainer.step == 1 and final.is_file()
+    assert (tmp_path / "r" / "checkpoints" / STATE_FILE).is_file()
+    assert load_model(final).arch == "compact"
+    resumed = Trainer(cfg, tmp_path / "r", resume="auto", progress=False)
+    assert resumed.step == 1
+    resumed.run()
+    assert resumed.step == 4
+
+
 def test_ctrl_c_stops_after_the_step_and_resumes_exactly(images: Path, tmp_path: Path) -> None:
     cfg = full_synthesis_config(images, pool=2, steps=4, checkpoint_every=100)
     straight = Trainer(cfg, tmp_path / "a")
