@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# A lent GPU's work (the workplace's device tool: one GPU, 15 minutes of device time per session,
+# 10 minutes per command, 64 MiB of files per call), prepared so that a session spends its minutes
+# measuring and training, not setting up.
+#
+#   ./scripts/gpu_session.sh prepare       # here, once: wheels the GPU image lacks + training photos
+#                                           # -> .gpu/ (git-ignored, about 60 MB)
+# then two device calls, one after the other (the machine stays warm between them):
+#   run(command="bash scripts/gpu_session.sh check", carry=[".gpu/av", ".gpu/vs"], timeout_s=420)
+#   run(command="bash scripts/gpu_session.sh train", carry=[".gpu/av", ".gpu/photos"], timeout_s=480)
+# and give_back. `check` runs the GPU tests and the benchmarks and prints their tables; `train`
+# trains the compact model for run.max_minutes (training/configs/compact_x4_gpu.toml), evaluates
+# it on the held-out photos and returns the run folder under $OUT (weights, logs, report).
+# Without the device tool (a machine of your own with CUDA) the same commands work as they are.
+# A dry run on the CPU, with the project's environment and no installs:
+#   PY=.venv/bin/python SKIP_INSTALL=1 DEVICE=cpu MINUTES=0.3 ./scripts/gpu_session.sh train
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+mode=${1:-}
+OUT=${OUT:-$root/output/gpu_session}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+PY=${PY:-python3}
+
+log() { echo "== $*"; }
+
+prepare() {
+    local py=${MMREALSR_PYTHON:-.venv/bin/python}
+    local pip=(python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+    rm -rf .gpu && mkdir -p .gpu/av .gpu/vs
+    # Pinned to what the test suite runs with here (.venv), so both machines run the same code.
+    v() { "$py" -c "import importlib.metadata as m; print(m.version('$1'))"; }
+    "${pip[@]}" -d .gpu/av "av==$(v av)" "scenedetect-headless==$(v scenedetect-headless)" \
+        "platformdirs==$(v platformdirs)" || exit 1
+    "${pip[@]}" -d .gpu/vs "vapoursynth==$(v vapoursynth)" \
+        "vapoursynth-bestsource==$(v vapoursynth-bestsource)" || exit 1
+    # The training photos as high-quality JPEG at the training's max_side (1024): a fifth of the PNGs.
+    [ -d data/photos/train ] || "$py" -m training.photos --out data/photos || exit 1
+    "$py" - <<'EOF' || exit 1
+from pathlib import Path
+import cv2
+for split in ("train", "heldout"):
+    out = Path(".gpu/photos") / split
+    out.mkdir(parents=True, exist_ok=True)
+    for p in sorted(Path("data/photos", split).iterdir()):
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        s = 1024 / max(img.shape[:2])
+        if s < 1:
+            img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        # Held-out photos stay lossless: the evaluation must see the same pixels as here.
+        if split == "heldout":
+            cv2.imwrite(str(out / p.name), cv2.imread(str(p), cv2.IMREAD_UNCHANGED))
+        else:
+            cv2.imwrite(str(out / (p.stem + ".jpg")), img, [cv2.IMWRITE_JPEG_QUALITY, 97])
+EOF
+    du -sh .gpu/*
+}
+
+install() {
+    [ -n "${SKIP_INSTALL:-}" ] && return
+    # The GPU image has torch, numpy, scipy, opencv, safetensors, tqdm, pytest, onnx...; add the rest.
+    python3 -m pip install -q --no-index --no-deps --no-compile .gpu/av/*.whl || exit 1
+    if compgen -G ".gpu/vs/*.whl" >/dev/null; then
+        python3 -m pip install -q --no-index --no-deps --no-compile .gpu/vs/*.whl || exit 1
+        python3 -m vapoursynth config >/dev/null 2>&1 || log "warning: vapoursynth config failed"
+    fi
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+}
+
+check() {
+    install
+    log "GPU tests"
+    timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -4
+    log "model: fps at 640x480, fp32 / fp16 / bf16"
+    timeout 90 "$PY" benchmarks/bench_model.py --device cuda --size 640x480 --precisions fp32 fp16 bf16 2>&1 | tail -8
+    log "pipeline: model-only vs end-to-end, RSS at two lengths"
+    timeout 150 "$PY" benchmarks/bench_pipeline.py --device cuda --size 320x240 --lengths 200 1000 2>&1 | tail -7
+    if "$PY" -c "import vapoursynth as vs; vs.core.bs" 2>/dev/null; then
+        log "vspipe vs the CLI"
+        timeout 120 "$PY" benchmarks/bench_vapoursynth.py --device 0 --size 320x240 --frames 240 2>&1 | tail -7
+    fi
+}
+
+train() {
+    install
+    local run="$OUT/run" cfg="$OUT/compact_x4_gpu.toml"
+    # The committed config, reading the photos from .gpu/ (DEVICE / MINUTES override for a dry run).
+    sed -e 's|^dataroot = .*|dataroot = [".gpu/photos/train"]|' \
+        -e "s|^device = .*|device = \"${DEVICE:-cuda}\"|" \
+        -e "s|^max_minutes = .*|max_minutes = ${MINUTES:-5.0}|" \
+        training/configs/compact_x4_gpu.toml >"$cfg"
+    log "training for $(grep ^max_minutes "$cfg" | cut -d' ' -f3) minutes ($cfg)"
+    timeout 420 "$PY" -m training train "$cfg" --run-dir "$run" --resume auto --no-progress 2>&1 |
+        grep -E "net stage|step [0-9]+000:|budget|finished|rror" | cut -c1-160
+    log "held-out evaluation"
+    timeout 60 "$PY" -m training.evaluate --model "$run/model_final.safetensors" \
+        --photos .gpu/photos/heldout --out "$OUT/eval" 2>&1 | grep -E "mean|monotone|PASS|FAIL"
+    # At most 8 files come back from the device: keep the final weights, the resumable state, the
+    # log, the metrics, the config, the report and the contact sheet.
+    rm -f "$run"/checkpoints/model_*.safetensors "$cfg"
+}
+
+case "$mode" in
+    prepare) prepare ;;
+    check) check ;;
+    train) train ;;
+    *)
+        echo "usage: scripts/gpu_session.sh prepare|check|train" >&2
+        exit 2
+        ;;
+esac
