@@ -214,8 +214,7 @@ class _Analysis:
         return rec
 
     def track(self) -> CoefficientTrack:
-        last = self.record(len(self._records) - 1)  # reads the whole clip
-        del last
+        self.record(len(self._records) - 1)  # reads the whole clip
         frames = tuple(r for r in self._records if r is not None)
         fps = float(self._fps) if self._fps else None
         return CoefficientTrack(frames, model=self._model.name, fps=fps)
