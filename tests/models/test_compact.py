@@ -101,7 +101,7 @@ def test_exports_to_onnx_and_runs_there(tmp_path: Path, skip: str) -> None:
         def forward(self, frames: torch.Tensor) -> torch.Tensor:
             return self.inner.estimate(frames)
 
-    for name, module, inputs in (("restore", net, (x, coeffs)), ("estimate", Estimator(net), (x,))):
+    for name, module, inputs in (("restore", net, (x, coeffs)), ("estimate", Estimator(net).eval(), (x,))):
         path = tmp_path / f"{name}.onnx"
         torch.onnx.export(module, inputs, str(path), dynamo=True, optimize=False, verbose=False)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
