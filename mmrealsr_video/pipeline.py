@@ -20,6 +20,7 @@ Fixed ``blur`` / ``noise`` values apply on top of any of these.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -789,6 +790,7 @@ def _run(
     if isinstance(src, _VideoSource):
         src.on_packet = sink.send_packet
     analysis = None
+    track_frames = {r.index: r for r in full_track.frames} if full_track is not None else {}
     if full_track is None:
         analysis = StreamingAnalysis(model, s.analysis, fps=fps, lookahead=s.lookahead)
     waiting: deque[tuple[int, int, av.VideoFrame]] = deque()  # (kept, input index, picture)
@@ -830,6 +832,8 @@ def _run(
             idx, index, frame = waiting.popleft()
             assert input_index or idx == rec.index
             final = apply_fixed_frame(rec, s.blur, s.noise)
+            if final.index != index:  # the analysis counts kept frames; a track names source frames
+                final = dataclasses.replace(final, index=index)
             records.append(final)
             batch.append((index, frame, final))
             if len(batch) >= s.batch:
@@ -868,7 +872,7 @@ def _run(
                 sink.open(frame, t, desc, (out_w, out_h), shifted=bool(rng.first or rng.t0))
             waiting.append((kept, index, frame))
             if full_track is not None:
-                settle([_from_track(full_track, index, src=src.name)], input_index=True)
+                settle([_from_track(track_frames, index, src=src.name)], input_index=True)
             else:
                 assert analysis is not None
                 rgb, _ = frame_to_tensor(frame, desc)
@@ -963,12 +967,16 @@ def _copy_chapters(input_: av.container.InputContainer, output: av.container.Out
         log.warning("chapters could not be copied: %s", e)
 
 
-def _from_track(track: CoefficientTrack, index: int, *, src: str) -> FrameCoefficients:
-    if index >= len(track.frames):
+def _from_track(frames: Mapping[int, FrameCoefficients], index: int, *, src: str) -> FrameCoefficients:
+    """The track's record of source frame ``index`` (a track saved from a part of the input holds
+    that part's frames, by their numbers in the source)."""
+    rec = frames.get(index)
+    if rec is None:
+        held = f"frames {min(frames)}-{max(frames)}" if frames else "no frames"
         raise InputError(
-            f"track has {len(track.frames)} frames but {src} has more; was it made from this file?"
+            f"the track holds {held} but not frame {index} of {src}; was it made from this input?"
         )
-    return track.frames[index]
+    return rec
 
 
 def _progress(s: RestoreSettings, total: int | None) -> Any:

@@ -76,6 +76,29 @@ def test_same_track_same_frames_as_streaming(clip: Path, tmp_path: Path) -> None
         assert np.array_equal(fa.to_ndarray(), fb.to_ndarray())
 
 
+def test_track_of_a_part_names_source_frames_and_restores_that_part(clip: Path, tmp_path: Path) -> None:
+    """A track saved from --frames 6:18 numbers its records by source frame, and restoring the same
+    part from it gives the same frames; a part it does not hold is refused, naming the frame."""
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    lossless = EncodeSettings(codec="ffv1")
+    part = RestoreSettings(progress=False, encode=lossless, frames=(6, 18), save_track=tmp_path / "t.json")
+    restore_video(clip, a, part)
+    track = CoefficientTrack.load(tmp_path / "t.json")
+    assert [r.index for r in track.frames] == list(range(6, 18))
+    restore_video(
+        clip, b, RestoreSettings(progress=False, encode=lossless, frames=(6, 18), track=tmp_path / "t.json")
+    )
+    for fa, fb in zip(_frames(a), _frames(b), strict=True):
+        assert np.array_equal(fa.to_ndarray(), fb.to_ndarray())
+    with pytest.raises(InputError, match=r"holds frames 6-17 but not frame 4 of"):
+        restore_video(
+            clip,
+            tmp_path / "c.mkv",
+            RestoreSettings(progress=False, frames=(4, 8), track=tmp_path / "t.json"),
+        )
+    assert not (tmp_path / "c.mkv").exists()
+
+
 @pytest.mark.parametrize(
     "case", ["truncated", "no_video", "zero_frames", "unwritable", "same_as_input", "exists"]
 )
