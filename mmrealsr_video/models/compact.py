@@ -21,7 +21,15 @@ from torch import nn
 
 from mmrealsr_video.models._blocks import scaled_init
 
-__all__ = ["ARCH", "SKIP_MODES", "CompactConfig", "CompactEstimator", "CompactNet", "detect", "flops_per_input_pixel"]
+__all__ = [
+    "ARCH",
+    "SKIP_MODES",
+    "CompactConfig",
+    "CompactEstimator",
+    "CompactNet",
+    "detect",
+    "flops_per_input_pixel",
+]
 
 ARCH = "compact"
 #: How the input is upsampled for the skip connection; stored in the state dict as ``skip_mode``
