@@ -371,7 +371,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_restore_arguments(rs)
     rs.add_argument("--track", help="coefficient track from 'analyze' (JSON/CSV) to use instead of analysing")
     rs.add_argument(
-        "--keyframes", help="keyframe file or string (the input is analysed first, then restored)"
+        "--keyframes",
+        help="keyframe file or string, applied on top of --track, or else of a first analysis pass",
     )
     rs.add_argument("--save-track", help="write the coefficients used to this track file (.json/.csv)")
     rs.add_argument(

@@ -148,10 +148,6 @@ class RestoreSettings:
             raise InputError(f"--duration must be positive ({self.duration})")
         if self.fps is not None:
             as_rate(self.fps)  # validates
-        if self.keyframes is not None and self.track is not None:
-            raise InputError(
-                "give keyframes or a track, not both (apply keyframes to the track with 'analyze')"
-            )
 
 
 @dataclass(frozen=True)
@@ -493,6 +489,10 @@ def _prepared_track(
                 track.model,
                 model.name,
             )
+        if s.keyframes is not None:  # keys on top of the track's values, as the VapourSynth filter does
+            from mmrealsr_video.keyframes import apply_keyframes, parse_keyframes
+
+            track = apply_keyframes(track, parse_keyframes(s.keyframes))
         return track
     if s.keyframes is not None:
         from mmrealsr_video.analysis import analyze

@@ -76,6 +76,17 @@ def test_same_track_same_frames_as_streaming(clip: Path, tmp_path: Path) -> None
         assert np.array_equal(fa.to_ndarray(), fb.to_ndarray())
 
 
+def test_keyframes_apply_on_top_of_a_track(clip: Path, tmp_path: Path) -> None:
+    restore_video(clip, tmp_path / "a.mkv", RestoreSettings(progress=False, save_track=tmp_path / "a.json"))
+    keyed = RestoreSettings(
+        progress=False, track=tmp_path / "a.json", keyframes="noise: 0|=0.9", save_track=tmp_path / "b.json"
+    )
+    restore_video(clip, tmp_path / "b.mkv", keyed)
+    a, b = CoefficientTrack.load(tmp_path / "a.json"), CoefficientTrack.load(tmp_path / "b.json")
+    assert all(r.noise == pytest.approx(0.9) and r.source == "keyframe" for r in b.frames)
+    assert [r.blur for r in b.frames] == [r.blur for r in a.frames]
+
+
 def test_track_of_a_part_names_source_frames_and_restores_that_part(clip: Path, tmp_path: Path) -> None:
     """A track saved from --frames 6:18 numbers its records by source frame, and restoring the same
     part from it gives the same frames; a part it does not hold is refused, naming the frame."""
