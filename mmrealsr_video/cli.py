@@ -14,25 +14,17 @@ import torch
 from mmrealsr_video import __version__
 from mmrealsr_video.coefficients import COEFFICIENT_NAMES, parse_coefficient
 from mmrealsr_video.errors import InputError, MMRealSRVideoError, OutputError
+from mmrealsr_video.model import PRECISIONS, precision_dtype
 
 __all__ = ["main"]
 
 log = logging.getLogger("mmrealsr_video")
-
-_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
-
-
-def _precision(name: str | None, device: str) -> torch.dtype:
-    if name is None:
-        # Half weights on GPUs (as Real-ESRGAN's tools do); float32 on the CPU.
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    return _PRECISIONS[name]
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -132,7 +124,7 @@ def _cmd_image(args: argparse.Namespace) -> int:
     blur = parse_coefficient(args.blur, field="--blur")
     noise = parse_coefficient(args.noise, field="--noise")
     device = _device(args.device)
-    model = load_model(args.model, device=device, dtype=_precision(args.precision, device))
+    model = load_model(args.model, device=device, dtype=precision_dtype(args.precision, device))
     rgb, alpha = read_image(src)
     x = to_tensor(rgb)
     t0 = time.perf_counter()
@@ -268,7 +260,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     settings = RestoreSettings(
         model=args.model,
         device=device,
-        dtype=_precision(args.precision, device),
+        dtype=precision_dtype(args.precision, device),
         batch=args.batch or (4 if device.startswith("cuda") else 1),
         tile=args.tile,
         tile_overlap=args.tile_overlap,
@@ -318,7 +310,7 @@ def _add_restore_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blur", default="auto", help="number in [0,1], 'auto', or relative to auto like +0.1")
     p.add_argument("--noise", default="auto", help="number in [0,1], 'auto', or relative to auto like -0.2")
     p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if available)")
-    p.add_argument("--precision", choices=sorted(_PRECISIONS), help="default: fp16 on CUDA, fp32 on the CPU")
+    p.add_argument("--precision", choices=sorted(PRECISIONS), help="default: fp16 on CUDA, fp32 on the CPU")
     p.add_argument(
         "--tile",
         type=int,

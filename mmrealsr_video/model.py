@@ -214,6 +214,24 @@ class ModulatedModel:
         return max(64, side - side % 16)
 
 
+#: The precisions every front offers, by name.
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def precision_dtype(name: str | None, device: str | torch.device) -> torch.dtype:
+    """The dtype for a precision name; None picks half weights on CUDA (as Real-ESRGAN's tools
+    do) and float32 elsewhere.
+
+    Raises:
+        InputError: an unknown name.
+    """
+    if name is None:
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    if name not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {name!r}")
+    return PRECISIONS[name]
+
+
 def _memory_budget(device: torch.device) -> float:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)

@@ -51,7 +51,7 @@ from mmrealsr_video.colour import (
 )
 from mmrealsr_video.errors import MMRealSRVideoError
 from mmrealsr_video.keyframes import apply_fixed_frame, apply_keyframes, parse_keyframes
-from mmrealsr_video.model import ModulatedModel, load_model
+from mmrealsr_video.model import ModulatedModel, load_model, precision_dtype
 from mmrealsr_video.track import CoefficientTrack, FrameCoefficients
 
 __all__ = ["SCENE_MODES", "analyze", "mmrealsr"]
@@ -64,7 +64,6 @@ log = logging.getLogger("vsmmrealsr")
 #: one scene. A list of frame numbers gives the cuts (first frame of each new scene).
 SCENE_MODES = ("auto", "props", "detect", "none")
 
-_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _FAMILIES: dict[Any, Literal["yuv", "rgb", "gray"]] = {vs.YUV: "yuv", vs.RGB: "rgb", vs.GRAY: "gray"}
 _SUBSAMPLING = {(0, 0), (1, 0), (1, 1), (0, 1), (2, 0)}  # 4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1
 # Recent VapourSynth (R81 here) names the range prop _Range (0 limited, 1 full); older ones _ColorRange (0 full,
@@ -452,13 +451,12 @@ def mmrealsr(
         raise _error(func, f"tile must be >= 0 or None, not {tile}")
     if tile_pad < 0:
         raise _error(func, f"tile_pad must be >= 0, not {tile_pad}")
-    if precision is not None and precision not in _PRECISIONS:
-        raise _error(func, f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
     fixed_blur, fixed_noise = _coefficient(blur, "blur", func), _coefficient(noise, "noise", func)
     device = _device(device_index, func)
-    dtype = (
-        _PRECISIONS[precision] if precision else (torch.float16 if device.type == "cuda" else torch.float32)
-    )
+    try:
+        dtype = precision_dtype(precision, device)
+    except MMRealSRVideoError as e:
+        raise _error(func, str(e)) from None
     net = _load(model, device, dtype, func)
     in_layout = _layout(clip.format, func)
     out_fmt = clip.format if format is None else vs.core.get_video_format(format)
@@ -595,7 +593,7 @@ def analyze(
     func = "mmrealsr.analyze"
     clip = _check_clip(clip, func)
     device = _device(device_index, func)
-    net = _load(model, device, torch.float32 if device.type == "cpu" else torch.float16, func)
+    net = _load(model, device, precision_dtype(None, device), func)
     records = _coefficient_source(clip, net, None, keyframes, scenes, func)
     frames = tuple(records(n) for n in range(clip.num_frames))
     fps = _fps(clip)
