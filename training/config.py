@@ -225,8 +225,17 @@ class LossConfig:
     #: GT (false: a fidelity model; the sharpened target alone is 25-31 dB PSNR from the true GT on
     #: most held-out photos, a ceiling for the restored output). The GAN stage uses ``gan.l1_gt_usm``.
     l1_gt_usm: bool = True
+    #: Ours (not in the release): weight of the knob-direction hinge (``training.losses.knob_losses``)
+    #: on outputs of one input at two nearby knob values: more noise knob, less residual noise in flat
+    #: regions; more blur knob, more Laplacian energy. 0 = off (released).
+    knob_weight: float = 0.0
+    #: The hinge's margin in log energy per step of ``knob_step``.
+    knob_margin: float = 0.01
+    #: The distance between the two knob values of a pair (the evaluation's sweep step is 0.1).
+    knob_step: float = 0.1
 
     def __post_init__(self) -> None:
+        _check(self.SECTION, "knob_step", 0 < self.knob_step <= 1, "must be in (0, 1]", self.knob_step)
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool):

@@ -17,6 +17,7 @@ __all__ = [
     "estimator_losses",
     "estimator_stats",
     "gan_loss",
+    "knob_losses",
     "ranking_loss",
 ]
 
@@ -74,6 +75,81 @@ def estimator_stats(est: EstimatorOutputs) -> dict[str, float]:
             "est_min": float(est.min_anchor.float().mean()),
             "est_max": float(est.max_anchor.float().mean()),
         }
+
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 1, H, W) BT.601 luma."""
+    w = x.new_tensor(_LUMA).view(1, 3, 1, 1)
+    return (x.float() * w).sum(1, keepdim=True)
+
+
+def _gaussian_blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, 1, H, W), reflect-padded."""
+    r = max(1, int(3 * sigma + 0.5))
+    t = torch.arange(-r, r + 1, dtype=y.dtype, device=y.device)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+
+
+def flat_weights(gt: torch.Tensor, fraction: float = 0.25, window: int = 9) -> torch.Tensor:
+    """(B, 1, H, W) 0/1 mask of each patch's flattest ``fraction`` of pixels (local std of GT luma).
+
+    The training-time twin of the evaluation's flat regions (``training.evaluate.flat_mask``).
+    """
+    y = _luma(gt)
+    pad = window // 2
+    yp = F.pad(y, (pad, pad, pad, pad), mode="reflect")
+    mean = F.avg_pool2d(yp, window, stride=1)
+    var = (F.avg_pool2d(yp * yp, window, stride=1) - mean * mean).clamp_min(0)
+    flat = var.flatten(1)
+    thresh = torch.quantile(flat, fraction, dim=1, keepdim=True)
+    return (flat <= thresh).float().view_as(y)
+
+
+def residual_noise_energy(out: torch.Tensor, flat: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """(B,) mean squared luma high-pass (luma minus its Gaussian blur) over the ``flat`` pixels."""
+    y = _luma(out)
+    hp = y - _gaussian_blur(y, sigma)
+    return (hp.square() * flat).flatten(1).sum(1) / flat.flatten(1).sum(1).clamp_min(1.0)
+
+
+def sharpness_energy(out: torch.Tensor) -> torch.Tensor:
+    """(B,) mean squared 3x3 Laplacian of the luma."""
+    y = _luma(out)
+    k = y.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    return F.conv2d(F.pad(y, (1, 1, 1, 1), mode="reflect"), k).square().flatten(1).mean(1)
+
+
+def knob_losses(
+    noise_lo: torch.Tensor,
+    noise_hi: torch.Tensor,
+    blur_lo: torch.Tensor,
+    blur_hi: torch.Tensor,
+    flat: torch.Tensor,
+    margin: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ours: hinge losses that make each knob act in its own direction on the same input.
+
+    ``noise_lo``/``noise_hi`` are outputs for one input with the noise knob at t and t + dt (the
+    blur knob fixed); raising the noise knob must lower the residual noise in flat regions by at
+    least ``margin`` in log energy. ``blur_lo``/``blur_hi`` likewise for the blur knob, which must
+    raise the Laplacian energy. Log energies make the terms independent of the image's contrast.
+
+    Returns:
+        (noise term, blur term), unweighted batch means.
+    """
+    eps = 1e-10
+    flat_n = flat[: noise_lo.shape[0]]
+    n_lo = torch.log(residual_noise_energy(noise_lo, flat_n) + eps)
+    n_hi = torch.log(residual_noise_energy(noise_hi, flat_n) + eps)
+    b_lo = torch.log(sharpness_energy(blur_lo) + eps)
+    b_hi = torch.log(sharpness_energy(blur_hi) + eps)
+    return F.relu(n_hi - n_lo + margin).mean(), F.relu(b_lo - b_hi + margin).mean()
 
 
 def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:

@@ -36,7 +36,14 @@ from training.config import ConfigError, ModelConfig, TrainConfig, dump_config, 
 from training.dataset import ImageFolder, PatchSampler, SamplePool
 from training.degradations import synthesize
 from training.discriminator import UNetDiscriminatorSN
-from training.losses import EstimatorOutputs, estimator_losses, estimator_stats, gan_loss
+from training.losses import (
+    EstimatorOutputs,
+    estimator_losses,
+    estimator_stats,
+    flat_weights,
+    gan_loss,
+    knob_losses,
+)
 from training.perceptual import PerceptualLoss
 
 __all__ = ["STATE_FILE", "Trainer", "TrainingError", "build_network", "train"]
@@ -271,6 +278,7 @@ class Trainer:
         self.gen_data = torch.Generator().manual_seed(seed)
         self.gen_degrade = torch.Generator().manual_seed(seed + 1)
         self.gen_pool = torch.Generator().manual_seed(seed + 2)
+        self.gen_knob = torch.Generator().manual_seed(seed + 3)
         self.step = 0
         if state is not None:
             self._load_state(state)
@@ -342,6 +350,8 @@ class Trainer:
         self.gen_data.set_state(rng["data"])
         self.gen_degrade.set_state(rng["degrade"])
         self.gen_pool.set_state(rng["pool"])
+        if "knob" in rng:  # states written before the knob loss existed lack it
+            self.gen_knob.set_state(rng["knob"])
         self.pool.load_state_dict(state["pool"], self.device)
         self.step = int(state["step"])
 
@@ -363,6 +373,7 @@ class Trainer:
                 "data": self.gen_data.get_state(),
                 "degrade": self.gen_degrade.get_state(),
                 "pool": self.gen_pool.get_state(),
+                "knob": self.gen_knob.get_state(),
             },
             "pool": self.pool.state_dict(),
         }
@@ -469,10 +480,14 @@ class Trainer:
         use_usm = self.cfg.gan.l1_gt_usm if self.gan else self.cfg.loss.l1_gt_usm
         l1_target = batch["gt_usm"] if use_usm else batch["gt"]
         terms["l_pix"] = self.cfg.loss.l1_weight * self._l1_to(out, l1_target)
+        if self.cfg.loss.knob_weight > 0:
+            terms.update(self._knob_terms(batch, est[:b].detach()))
         if self.gan:
             with torch.no_grad():
                 monitor = estimator_losses(eo, self.cfg.loss)
-            total = terms["l_pix"]
+            total = sum(
+                (v for k, v in terms.items() if k.startswith("l_")), torch.zeros((), device=self.device)
+            )
             assert self.net_d is not None and self.opt_d is not None
             if self.perceptual is not None:
                 pgt = batch["gt_usm"] if self.cfg.gan.percep_gt_usm else batch["gt"]
@@ -520,6 +535,34 @@ class Trainer:
         for k, v in estimator_stats(eo).items():
             detached[k] = torch.tensor(v)
         return detached
+
+    def _knob_terms(
+        self, batch: Mapping[str, torch.Tensor], est_base: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The knob-direction terms (ours): the base copies restored at two nearby knob values.
+
+        The first half of the batch varies the noise knob, the rest the blur knob (the other knob
+        at its estimate), from t to t + ``loss.knob_step`` with t drawn uniformly (seeded).
+        """
+        cfg = self.cfg.loss
+        base = batch["base"]
+        b = base.shape[0]
+        nb = max(1, b // 2)
+        t = torch.rand(b, generator=self.gen_knob) * (1.0 - cfg.knob_step)
+        t = t.to(self.device, est_base.dtype)
+        lo, hi = est_base.clone(), est_base.clone()
+        lo[:nb, 1], hi[:nb, 1] = t[:nb], t[:nb] + cfg.knob_step
+        lo[nb:, 0], hi[nb:, 0] = t[nb:], t[nb:] + cfg.knob_step
+        with self._autocast():
+            out = self.modnet.restore(torch.cat([base, base]), torch.cat([lo, hi]))
+        out_lo, out_hi = out.float().split(b)
+        flat = flat_weights(batch["gt"][:nb])
+        l_noise, l_blur = knob_losses(
+            out_lo[:nb], out_hi[:nb], out_lo[nb:], out_hi[nb:], flat, cfg.knob_margin
+        )
+        if b == 1:  # no sample left for the blur pair
+            l_blur = l_blur.new_zeros(())
+        return {"l_knob_noise": cfg.knob_weight * l_noise, "l_knob_blur": cfg.knob_weight * l_blur}
 
     def _check_finite(self, total: torch.Tensor, terms: Mapping[str, torch.Tensor]) -> None:
         if not bool(torch.isfinite(total)):

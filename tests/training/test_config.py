@@ -107,6 +107,8 @@ def test_unknown_key_names_file_and_key(tmp_path: Path, text: str, key: str) -> 
         ("[degradation]\nnoise_range = [5.0, 1.0]\n", "noise_range"),
         ("[gan]\nlayer_weights = { conv9_9 = 1.0 }\n", "gan.layer_weights"),
         ('[run]\ndevice = "tpu"\n', "run.device"),
+        ("[loss]\nknob_step = 0.0\n", "loss.knob_step"),
+        ("[loss]\nknob_weight = -0.1\n", "loss.knob_weight"),
     ],
 )
 def test_bad_value_names_file_and_key(tmp_path: Path, text: str, key: str) -> None:

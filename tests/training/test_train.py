@@ -165,7 +165,9 @@ def test_checkpoint_loads_with_load_model(trained: tuple[Trainer, Path, Path]) -
 
 
 def test_resume_continues_exactly(images: Path, tmp_path: Path) -> None:
-    cfg = full_synthesis_config(images, pool=4, steps=6, checkpoint_every=3)
+    # The knob loss is on so that its random stream is part of the resumed state too.
+    loss = dataclasses.replace(LossConfig(), knob_weight=0.01)
+    cfg = full_synthesis_config(images, pool=4, steps=6, checkpoint_every=3, loss=loss)
     straight = Trainer(cfg, tmp_path / "a", progress=False)
     straight.run()
 
@@ -186,6 +188,7 @@ def test_resume_continues_exactly(images: Path, tmp_path: Path) -> None:
     for ra, rb in zip(ma, mb, strict=True):
         assert ra["l_pix"] == pytest.approx(rb["l_pix"], abs=1e-6)
         assert ra["l_rank_noise"] == pytest.approx(rb["l_rank_noise"], abs=1e-6)
+        assert ra["l_knob_noise"] == pytest.approx(rb["l_knob_noise"], abs=1e-6)
 
     # An explicit state path works too; "none" starts again from step 0.
     again = Trainer(cfg, tmp_path / "c", resume=tmp_path / "b" / "checkpoints" / STATE_FILE)
@@ -468,3 +471,52 @@ def test_axis_anchors_train_with_pinned_knobs(images: Path, tmp_path: Path) -> N
     assert coeffs.shape == (7 * 2, 2)
     assert torch.all(coeffs[10:12, 0] == 1) and torch.all(coeffs[12:14, 1] == 1)
     assert torch.all(coeffs[6:8] == 0) and torch.all(coeffs[8:10] == 1)
+
+
+def test_knob_loss_trains_and_restores_pairs_of_nearby_knob_values(images: Path, tmp_path: Path) -> None:
+    """loss.knob_weight adds one restore of the base copies at t and t + knob_step: the first half
+    of the batch varies the noise knob, the rest the blur knob, the other knob at its estimate."""
+    loss = dataclasses.replace(LossConfig(), knob_weight=0.01, knob_step=0.25)
+    cfg = full_synthesis_config(images, pool=0, steps=2, checkpoint_every=2, loss=loss)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=4))
+    trainer = Trainer(cfg, tmp_path / "knob", progress=False)
+    batch = trainer.next_batch()
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    original = trainer.modnet.restore
+
+    def spy(x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        seen.append((x.detach(), coeffs.detach()))
+        return original(x, coeffs)
+
+    trainer.modnet.restore = spy  # type: ignore[method-assign]
+    terms = trainer.train_step(batch)
+    assert len(seen) == 2
+    x, c = seen[1]
+    torch.testing.assert_close(x, torch.cat([batch["base"], batch["base"]]))
+    lo, hi = c[:4], c[4:]
+    torch.testing.assert_close(hi[:2, 1] - lo[:2, 1], torch.full((2,), 0.25, dtype=c.dtype))
+    torch.testing.assert_close(hi[2:, 0] - lo[2:, 0], torch.full((2,), 0.25, dtype=c.dtype))
+    torch.testing.assert_close(lo[:2, 0], hi[:2, 0])  # blur knob fixed in the noise pairs
+    torch.testing.assert_close(lo[2:, 1], hi[2:, 1])
+    assert torch.all((lo >= 0) & (hi <= 1))
+    assert {"l_knob_noise", "l_knob_blur"} <= set(terms)
+    assert float(terms["l_total"]) >= float(terms["l_pix"] + terms["l_knob_noise"] + terms["l_knob_blur"])
+    trainer.modnet.restore = original  # type: ignore[method-assign]
+    trainer.run()
+    assert all("l_knob_noise" in r for r in metrics(tmp_path / "knob"))
+
+
+def test_knob_loss_off_by_default_restores_once(images: Path, tmp_path: Path) -> None:
+    cfg = full_synthesis_config(images, pool=0, steps=1, checkpoint_every=1)
+    trainer = Trainer(cfg, tmp_path / "plain", progress=False)
+    calls = 0
+    original = trainer.modnet.restore
+
+    def spy(x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        return original(x, coeffs)
+
+    trainer.modnet.restore = spy  # type: ignore[method-assign]
+    terms = trainer.train_step(trainer.next_batch())
+    assert calls == 1 and "l_knob_noise" not in terms
