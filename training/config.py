@@ -170,6 +170,9 @@ class OptimConfig:
         milestones: steps at which the learning rate is multiplied by ``lr_gamma`` (MultiStepLR).
         lr_gamma: the factor applied at each milestone.
         ema_decay: exponential moving average of every weight; the saved models are the EMA.
+        freeze_estimator: ours: train the generator only, the estimator keeping its starting
+            weights (its ranking and anchor terms are then logged, not trained); the GAN stage
+            always freezes it, as released.
     """
 
     SECTION: ClassVar[str] = "optim"
@@ -180,6 +183,7 @@ class OptimConfig:
     milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.5
     ema_decay: float = 0.999
+    freeze_estimator: bool = False
 
     def __post_init__(self) -> None:
         s = self.SECTION

@@ -209,6 +209,7 @@ class Trainer:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.device = _resolve_device(cfg.run.device)
         self.gan = cfg.stage == "gan"
+        self.freeze_estimator = self.gan or cfg.optim.freeze_estimator
         self._lr_copies = (*_LR_COPIES, *_AXIS_COPIES) if cfg.loss.axis_anchors else _LR_COPIES
         self.autocast_dtype: torch.dtype | None = None
         if cfg.run.precision == "bf16":
@@ -231,11 +232,14 @@ class Trainer:
         self.modnet = cast(ModulatedNet, self.net)
         self._check_sizes()
         self.net_ema = copy.deepcopy(self.net).eval().requires_grad_(False)
-        if self.gan:
-            if cfg.model.init_from is None and state is None:
+        if cfg.model.init_from is None and state is None:
+            if self.gan:
                 log.warning(
                     "GAN stage without model.init_from: the released recipe starts from a Net-stage model"
                 )
+            elif self.freeze_estimator:
+                log.warning("a frozen estimator without model.init_from keeps its random initial weights")
+        if self.freeze_estimator:
             for name, p in self.net.named_parameters():
                 if name.startswith("de_net."):
                     p.requires_grad_(False)
@@ -457,7 +461,7 @@ class Trainer:
         one = lq.new_ones(b, 2)
         terms: dict[str, torch.Tensor] = {}
         with self._autocast():
-            if self.gan:
+            if self.freeze_estimator:
                 with torch.no_grad():
                     est = self.modnet.estimate(lq).float()
             else:
@@ -522,8 +526,11 @@ class Trainer:
             terms["out_d_real"] = real_logits.detach().float().mean()
             terms["out_d_fake"] = fake_logits.detach().float().mean()
         else:
-            terms.update(estimator_losses(eo, self.cfg.loss))
+            est_terms = estimator_losses(eo, self.cfg.loss)
+            if not self.freeze_estimator:
+                terms.update(est_terms)
             total = sum(terms.values(), torch.zeros((), device=self.device))
+            terms.update(est_terms)
             self._check_finite(total, terms)
             self.opt_g.zero_grad(set_to_none=True)
             total.backward()

@@ -520,3 +520,20 @@ def test_knob_loss_off_by_default_restores_once(images: Path, tmp_path: Path) ->
     trainer.modnet.restore = spy  # type: ignore[method-assign]
     terms = trainer.train_step(trainer.next_batch())
     assert calls == 1 and "l_knob_noise" not in terms
+
+
+def test_frozen_estimator_keeps_its_weights_and_logs_its_terms(images: Path, tmp_path: Path) -> None:
+    """optim.freeze_estimator trains the generator only; the estimator's terms are logged, not trained."""
+    cfg = full_synthesis_config(images, pool=0, steps=3, checkpoint_every=3)
+    cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, freeze_estimator=True))
+    trainer = Trainer(cfg, tmp_path / "frozen", progress=False)
+    before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    trainer.run()
+    after = trainer.net.state_dict()
+    est_keys = [k for k in before if k.startswith("de_net.")]
+    gen_keys = [k for k in before if not k.startswith("de_net.")]
+    assert est_keys and gen_keys
+    assert all(torch.equal(before[k], after[k]) for k in est_keys)
+    assert any(not torch.equal(before[k], after[k]) for k in gen_keys)
+    rec = metrics(tmp_path / "frozen")[-1]
+    assert rec["l_rank_noise"] >= 0 and rec["l_total"] == pytest.approx(rec["l_pix"], rel=1e-5)
