@@ -23,7 +23,9 @@ Fixed protocol (every number below is a module constant and is copied into the r
   swept likewise with noise at auto; sharpness is the variance of the 3x3 Laplacian of the output's
   luma. A sweep is *monotone* when every step moves the right way or back by at most 1e-4 relative
   (``MONOTONE_RTOL``) and the last value differs from the first by more than that tolerance in the
-  right direction (a knob that does nothing is not monotone).
+  right direction (a knob that does nothing is not monotone). The same two sweeps are also run and
+  reported (not scored) at the ``OTHER_LEVELS`` inputs, milder, harsher, noise-free and JPEG-free,
+  to show whether the knobs keep their direction away from the scored level.
 - **Quality**: PSNR and SSIM on the luma (Y of BT.601 YCbCr, studio range, as in SR benchmarks),
   outputs clamped and rounded to 8 bits, 4 HR px cropped from every border; automatic coefficients
   against bicubic upscaling of the same LR input. PSNR of identical images is capped at 100 dB.
@@ -106,6 +108,14 @@ BLUR_LEVELS_NOISE = 0.0
 MID_BLUR = 1.2
 MID_NOISE = 10.0
 MID_JPEG = 75
+#: Further inputs (blur sigma, noise sigma, JPEG quality or None) whose knob sweeps are reported
+#: too, as a check that monotonicity holds away from the one scored level; not a goal.
+OTHER_LEVELS: tuple[tuple[float, float, int | None], ...] = (
+    (0.6, 5.0, 90),
+    (2.0, 20.0, 60),
+    (1.2, 0.0, None),
+    (0.5, 25.0, None),
+)
 #: Coefficient values of the modulation sweeps.
 COEFF_STEPS: tuple[float, ...] = tuple(round(float(v), 4) for v in np.linspace(0.0, 1.0, 11))
 #: Relative tolerance of the monotonicity check.
@@ -270,6 +280,7 @@ class ImageResult:
         ssim_model: luma SSIM of the same.
         psnr_bicubic: luma PSNR (dB) of bicubic upscaling of the same input.
         ssim_bicubic: luma SSIM of the same.
+        other_levels_monotone: (noise knob, blur knob) monotone at each of ``OTHER_LEVELS``.
     """
 
     name: str
@@ -288,6 +299,7 @@ class ImageResult:
     ssim_model: float
     psnr_bicubic: float
     ssim_bicubic: float
+    other_levels_monotone: tuple[tuple[bool, bool], ...] = ()
 
     @property
     def psnr_gain(self) -> float:
@@ -309,6 +321,7 @@ def _settings(crop: int, scale: int) -> dict[str, Any]:
         "mid_noise_sigma255": MID_NOISE,
         "mid_jpeg_quality": MID_JPEG,
         "coeff_steps": list(COEFF_STEPS),
+        "other_levels_blur_noise_jpeg": [list(v) for v in OTHER_LEVELS],
         "monotone_rtol": MONOTONE_RTOL,
         "high_pass_sigma_hr_px": HIGH_PASS_SIGMA,
         "flat_fraction": FLAT_FRACTION,
@@ -464,6 +477,19 @@ class EvaluationReport:
         out += [
             f"  monotone: noise knob on {self.noise_monotone_fraction:.0%} of the images, "
             f"blur knob on {self.blur_monotone_fraction:.0%} (goal: all)",
+            "  at other input levels (reported, not scored): images monotone, noise knob / blur knob",
+        ]
+        n = len(self.images)
+        for i, (b, ns, q) in enumerate(OTHER_LEVELS):
+            flags = [r.other_levels_monotone[i] for r in self.images if len(r.other_levels_monotone) > i]
+            if not flags:
+                continue
+            jpeg = f"JPEG {q}" if q is not None else "no JPEG"
+            out.append(
+                f"    blur {b:g} px, noise {ns:g}, {jpeg}: "
+                f"{sum(f[0] for f in flags)}/{n} / {sum(f[1] for f in flags)}/{n}"
+            )
+        out += [
             "",
             f"Quality: luma (Y) PSNR/SSIM, {BORDER} px border cropped; automatic coefficients vs bicubic",
             f"  {'image':<{w}}  {'PSNR':>7}  {'bicubic':>7}  {'gain':>6}  {'SSIM':>6}  {'bicubic':>7}",
@@ -546,6 +572,21 @@ def _sweep(model: ModulatedModel, lr: torch.Tensor, auto: tuple[float, float], i
     return model.restore(lr.expand(len(COEFF_STEPS), -1, -1, -1), coeffs).float().cpu()
 
 
+def _sweeps(
+    model: ModulatedModel, lr: torch.Tensor, auto: tuple[float, float], mask: NDArray[Any]
+) -> tuple[torch.Tensor, torch.Tensor, tuple[float, ...], tuple[float, ...]]:
+    """Both knob sweeps of ``lr`` and their measures: (noise sweep, blur sweep, residual, sharpness)."""
+    noise_sweep = _sweep(model, lr, auto, 1)
+    blur_sweep = _sweep(model, lr, auto, 0)
+    residual = tuple(
+        high_pass_std(_crop_border(luma(_to_image(o, quantize=False))), mask) for o in noise_sweep
+    )
+    sharpness = tuple(
+        laplacian_variance(_crop_border(luma(_to_image(o, quantize=False)))) for o in blur_sweep
+    )
+    return noise_sweep, blur_sweep, residual, sharpness
+
+
 @dataclass
 class _SheetRows:
     name: str
@@ -587,17 +628,15 @@ def _evaluate_image(
     auto = (float(a[0]), float(a[1]))
     restored = model.restore(lr, torch.tensor([auto], dtype=torch.float64)).float().cpu()
     bicubic = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
-    noise_sweep = _sweep(model, lr, auto, 1)
-    blur_sweep = _sweep(model, lr, auto, 0)
-
     y_gt = _crop_border(luma(_to_image(hr[0])))
     mask = flat_mask(y_gt)
-    residual = tuple(
-        high_pass_std(_crop_border(luma(_to_image(o, quantize=False))), mask) for o in noise_sweep
-    )
-    sharpness = tuple(
-        laplacian_variance(_crop_border(luma(_to_image(o, quantize=False)))) for o in blur_sweep
-    )
+    noise_sweep, blur_sweep, residual, sharpness = _sweeps(model, lr, auto, mask)
+    other: list[tuple[bool, bool]] = []
+    for b, n, q in OTHER_LEVELS:
+        x = degrade_fixed(hr, blur_sigma=b, noise_sigma=n, jpeg_quality=q, scale=scale, seed=seed)
+        e = model.estimate(x).float().cpu()[0].clamp(0, 1)
+        _, _, res, sharp = _sweeps(model, x, (float(e[0]), float(e[1])), mask)
+        other.append((is_monotone(res, increasing=False), is_monotone(sharp, increasing=True)))
     y_model = _crop_border(luma(_to_image(restored[0])))
     y_bic = _crop_border(luma(_to_image(bicubic[0])))
 
@@ -618,6 +657,7 @@ def _evaluate_image(
         ssim_model=ssim(y_model, y_gt),
         psnr_bicubic=psnr(y_bic, y_gt),
         ssim_bicubic=ssim(y_bic, y_gt),
+        other_levels_monotone=tuple(other),
     )
     rows = None
     if keep_for_sheet:

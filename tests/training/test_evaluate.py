@@ -204,8 +204,13 @@ def test_evaluate_random_compact(photos: Path, tmp_path: Path, compact_model: Mo
     assert saved["summary"]["mean_psnr_gain"] == pytest.approx(report.mean_psnr_gain)
     assert saved["settings"]["noise_levels_sigma255"] == list(ev.NOISE_LEVELS)
     assert len(saved["goals"]) == 5
+    assert saved["settings"]["other_levels_blur_noise_jpeg"] == [list(v) for v in ev.OTHER_LEVELS]
+    for img, r in zip(saved["images"], report.images, strict=True):
+        assert len(r.other_levels_monotone) == len(ev.OTHER_LEVELS)
+        assert img["other_levels_monotone"] == [list(v) for v in r.other_levels_monotone]
 
     text = report.format()
+    assert "other input levels" in text
     for heading in ("Estimation", "Modulation", "Quality", "Goals", "mean"):
         assert heading in text
     for r in report.images:
@@ -222,6 +227,13 @@ def test_evaluate_oracle_meets_ranking_and_monotone_goals(photos: Path, tmp_path
     assert report.mean_blur_spearman > 0.8
     assert report.noise_monotone_fraction == 1.0
     assert report.blur_monotone_fraction == 1.0
+    # Away from the scored level too, wherever the input has what the knob removes.
+    for r in report.images:
+        for (blur, noise, _), (noise_ok, blur_ok) in zip(
+            ev.OTHER_LEVELS, r.other_levels_monotone, strict=True
+        ):
+            assert blur_ok, (r.name, blur, noise)
+            assert noise_ok or noise == 0, (r.name, blur, noise)
     sheet = cv2.imread(str(tmp_path / ev.CONTACT_SHEET_NAME))
     assert sheet is not None and sheet.shape[0] == 3 * 2 * CROP
 
