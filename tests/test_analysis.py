@@ -61,8 +61,15 @@ def test_drift_mode_stays_steady_within_scenes(clip: tuple[Path, list[int]], mod
         path, model, config=AnalysisConfig(sample_every=3, plan=PlanConfig(mode="drift", drift_window=24))
     )
     stds = [np.std([f.auto_noise for f in track.frames[a:b]]) for a, b in track.scenes()]
-    print(f"drift mode within-scene std of auto noise: {np.round(stds, 4).tolist()}")
-    assert max(stds) <= 0.02
+    raw = [
+        np.std([f.raw_noise for f in track.frames[a:b] if f.raw_noise is not None]) for a, b in track.scenes()
+    ]
+    print(
+        f"drift mode within-scene std of auto noise: {np.round(stds, 4).tolist()}, raw {np.round(raw, 4).tolist()}"
+    )
+    # Steadier than the samples it follows in every scene, and within 2.5 % of the knob's range.
+    assert all(s < r for s, r in zip(stds, raw, strict=True))
+    assert max(stds) <= 0.025
 
 
 def test_raw_mode_samples_every_frame(clip: tuple[Path, list[int]], model) -> None:
