@@ -489,9 +489,7 @@ class Trainer:
         if self.gan:
             with torch.no_grad():
                 monitor = estimator_losses(eo, self.cfg.loss)
-            total = sum(
-                (v for k, v in terms.items() if k.startswith("l_")), torch.zeros((), device=self.device)
-            )
+            total = sum(terms.values(), torch.zeros((), device=self.device))
             assert self.net_d is not None and self.opt_d is not None
             if self.perceptual is not None:
                 pgt = batch["gt_usm"] if self.cfg.gan.percep_gt_usm else batch["gt"]
@@ -527,9 +525,8 @@ class Trainer:
             terms["out_d_fake"] = fake_logits.detach().float().mean()
         else:
             est_terms = estimator_losses(eo, self.cfg.loss)
-            if not self.freeze_estimator:
-                terms.update(est_terms)
-            total = sum(terms.values(), torch.zeros((), device=self.device))
+            trained = {**terms, **({} if self.freeze_estimator else est_terms)}
+            total = sum(trained.values(), torch.zeros((), device=self.device))
             terms.update(est_terms)
             self._check_finite(total, terms)
             self.opt_g.zero_grad(set_to_none=True)
