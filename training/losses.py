@@ -140,16 +140,23 @@ def knob_losses(
     least ``margin`` in log energy. ``blur_lo``/``blur_hi`` likewise for the blur knob, which must
     raise the Laplacian energy. Log energies make the terms independent of the image's contrast.
 
+    Args:
+        flat: (B_noise, 1, H, W) flat-region mask of the noise pairs' GT (``flat_weights``).
+
     Returns:
-        (noise term, blur term), unweighted batch means.
+        (noise term, blur term), unweighted batch means; 0 for an empty pair.
     """
     eps = 1e-10
-    flat_n = flat[: noise_lo.shape[0]]
-    n_lo = torch.log(residual_noise_energy(noise_lo, flat_n) + eps)
-    n_hi = torch.log(residual_noise_energy(noise_hi, flat_n) + eps)
+
+    def hinge(lower: torch.Tensor, higher: torch.Tensor) -> torch.Tensor:
+        # An empty pair (a batch of one has no blur pair) costs nothing.
+        return F.relu(lower - higher + margin).mean() if lower.numel() else lower.new_zeros(())
+
+    n_lo = torch.log(residual_noise_energy(noise_lo, flat) + eps)
+    n_hi = torch.log(residual_noise_energy(noise_hi, flat) + eps)
     b_lo = torch.log(sharpness_energy(blur_lo) + eps)
     b_hi = torch.log(sharpness_energy(blur_hi) + eps)
-    return F.relu(n_hi - n_lo + margin).mean(), F.relu(b_lo - b_hi + margin).mean()
+    return hinge(n_hi, n_lo), hinge(b_lo, b_hi)
 
 
 def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:

@@ -564,8 +564,6 @@ class Trainer:
         l_noise, l_blur = knob_losses(
             out_lo[:nb], out_hi[:nb], out_lo[nb:], out_hi[nb:], flat, cfg.knob_margin
         )
-        if b == 1:  # no sample left for the blur pair
-            l_blur = l_blur.new_zeros(())
         return {"l_knob_noise": cfg.knob_weight * l_noise, "l_knob_blur": cfg.knob_weight * l_blur}
 
     def _check_finite(self, total: torch.Tensor, terms: Mapping[str, torch.Tensor]) -> None:

@@ -72,3 +72,10 @@ def test_knob_losses_pass_gradients() -> None:
     ln, _ = knob_losses(_noisy(gt, 0.005), hi, gt, gt, flat, margin=0.0)
     ln.backward()
     assert hi.grad is not None and float(hi.grad.abs().sum()) > 0
+
+
+def test_knob_losses_empty_pair_costs_nothing() -> None:
+    """A batch of one has no blur pair: that term is exactly 0 (not NaN)."""
+    gt = _scene()
+    ln, lb = knob_losses(gt, gt, gt[:0], gt[:0], flat_weights(gt), margin=0.01)
+    assert float(ln) == pytest.approx(0.01) and float(lb) == 0.0
