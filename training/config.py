@@ -68,6 +68,10 @@ class ModelConfig:
         arch: ``"mmrrdbnet"`` (the released network) or ``"compact"`` (ours).
         init_from: a checkpoint to start from (released ``.pth`` or one of ours); its
             hyperparameters are read from the weights, so ``net`` must then stay unset.
+        init_estimator_from: ours: a checkpoint whose degradation estimator (``de_net``) is copied
+            into a new network built from ``net``; the generator starts fresh. With
+            ``optim.freeze_estimator`` a new (say wider) generator learns against a known-good
+            estimator, whose estimation figures it then keeps exactly. Not with ``init_from``.
         net: the architecture's hyperparameters (``MMRRDBNetConfig`` / ``CompactConfig``) when
             training from scratch; None = the architecture's defaults. In TOML these are the other
             keys of ``[model]``.
@@ -76,6 +80,7 @@ class ModelConfig:
     SECTION: ClassVar[str] = "model"
     arch: str = "mmrrdbnet"
     init_from: str | None = None
+    init_estimator_from: str | None = None
     net: Any = None
 
     def __post_init__(self) -> None:
@@ -97,6 +102,11 @@ class ModelConfig:
                     "model: architecture hyperparameters cannot be set together with model.init_from "
                     "(they are read from the checkpoint); remove one of them"
                 )
+        if self.init_from is not None and self.init_estimator_from is not None:
+            raise ConfigError(
+                "model: init_from already brings the estimator; init_estimator_from is for a new "
+                "network, remove one of them"
+            )
 
     def net_config(self) -> Any:
         """The hyperparameters to build from scratch (the defaults when none were given)."""
@@ -469,7 +479,7 @@ def _build(cls: type, table: Mapping[str, Any], section: str, skip: tuple[str, .
 def _build_model(table: Mapping[str, Any]) -> ModelConfig:
     if not isinstance(table, Mapping):
         raise ConfigError(f"[model] must be a table, got {table!r}")
-    own = {k: v for k, v in table.items() if k in ("arch", "init_from")}
+    own = {k: v for k, v in table.items() if k in ("arch", "init_from", "init_estimator_from")}
     arch = own.get("arch", ModelConfig.arch)
     if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise ConfigError(f"model.arch: must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
@@ -481,7 +491,7 @@ def _build_model(table: Mapping[str, Any]) -> ModelConfig:
         unknown = [k for k in rest if k not in known]
         if unknown:
             raise ConfigError(
-                f"unknown key 'model.{unknown[0]}'; [model] accepts arch, init_from and the {arch} "
+                f"unknown key 'model.{unknown[0]}'; [model] accepts arch, init_from, init_estimator_from and the {arch} "
                 f"hyperparameters: {', '.join(known)}"
             )
         net = _build(net_cls, rest, "model")
@@ -542,7 +552,11 @@ def resolve_paths(cfg: TrainConfig, base: str | os.PathLike[str] | None = None) 
         return None if p is None else str((root / Path(p).expanduser()).resolve())
 
     roots = tuple(str(fix(r)) for r in cfg.data.dataroot)
-    model = dataclasses.replace(cfg.model, init_from=fix(cfg.model.init_from))
+    model = dataclasses.replace(
+        cfg.model,
+        init_from=fix(cfg.model.init_from),
+        init_estimator_from=fix(cfg.model.init_estimator_from),
+    )
     return dataclasses.replace(
         cfg,
         model=model,
@@ -589,6 +603,8 @@ def dump_config(cfg: TrainConfig, *, header: str | None = None) -> str:
             table = {"arch": obj.arch}
             if obj.init_from is not None:
                 table["init_from"] = obj.init_from
+            if obj.init_estimator_from is not None:
+                table["init_estimator_from"] = obj.init_estimator_from
             if obj.net is not None:
                 table.update(_table(obj.net))
         else:

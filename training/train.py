@@ -67,13 +67,15 @@ def build_network(model: ModelConfig) -> tuple[nn.Module, str]:
     """The generator (with its estimator) to train, in train mode, on the CPU.
 
     With ``model.init_from`` the weights and hyperparameters come from that checkpoint (through
-    ``load_model``); otherwise the network is built from ``model.net`` with fresh weights.
+    ``load_model``); otherwise the network is built from ``model.net`` with fresh weights, and with
+    ``model.init_estimator_from`` its estimator (``de_net``) is then copied from that checkpoint.
 
     Returns:
         (network, architecture name).
 
     Raises:
-        ConfigError: the checkpoint holds another architecture than ``model.arch``.
+        ConfigError: the checkpoint holds another architecture than ``model.arch``, or an estimator
+            of another shape than the network's.
         CheckpointError: the checkpoint cannot be read.
     """
     if model.init_from is not None:
@@ -89,8 +91,37 @@ def build_network(model: ModelConfig) -> tuple[nn.Module, str]:
         log.info("starting from %s (%s, %s)", model.init_from, loaded.arch, loaded.config)
     else:
         net = ARCHITECTURES[model.arch].build(model.net_config())
+        if model.init_estimator_from is not None:
+            _copy_estimator(net, model.init_estimator_from)
     net.requires_grad_(True).train()
     return net, model.arch
+
+
+def _copy_estimator(net: nn.Module, source: str) -> None:
+    """Loads the estimator (``de_net``) of checkpoint ``source`` into ``net``, shapes checked."""
+    try:
+        with torch.random.fork_rng(devices=[]):  # building the source network draws no numbers of ours
+            loaded = load_model(source)
+    except CheckpointError as e:
+        raise type(e)(f"model.init_estimator_from: {e}") from None
+    src = {k: v for k, v in loaded.net.state_dict().items() if k.startswith("de_net.")}
+    dst = {k: v for k, v in net.state_dict().items() if k.startswith("de_net.")}
+    problems = [f"{k} missing" for k in dst if k not in src]
+    problems += [f"{k} unexpected" for k in src if k not in dst]
+    problems += [
+        f"{k} is {tuple(src[k].shape)}, the network's {tuple(v.shape)}"
+        for k, v in dst.items()
+        if k in src and src[k].shape != v.shape
+    ]
+    if problems:
+        raise ConfigError(
+            f"model.init_estimator_from: the estimator in {source} ({loaded.arch}) does not fit the "
+            f"network's: {'; '.join(problems[:3])}"
+        )
+    with torch.no_grad():
+        for k, v in dst.items():
+            v.copy_(src[k])
+    log.info("estimator from %s (%s)", source, loaded.arch)
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -232,13 +263,16 @@ class Trainer:
         self.modnet = cast(ModulatedNet, self.net)
         self._check_sizes()
         self.net_ema = copy.deepcopy(self.net).eval().requires_grad_(False)
-        if cfg.model.init_from is None and state is None:
+        if cfg.model.init_from is None and cfg.model.init_estimator_from is None and state is None:
             if self.gan:
                 log.warning(
                     "GAN stage without model.init_from: the released recipe starts from a Net-stage model"
                 )
             elif self.freeze_estimator:
-                log.warning("a frozen estimator without model.init_from keeps its random initial weights")
+                log.warning(
+                    "a frozen estimator without model.init_from or model.init_estimator_from keeps "
+                    "its random initial weights"
+                )
         if self.freeze_estimator:
             for name, p in self.net.named_parameters():
                 if name.startswith("de_net."):

@@ -104,6 +104,7 @@ def test_unknown_key_names_file_and_key(tmp_path: Path, text: str, key: str) -> 
         ('[model]\narch = "compact"\nnum_feat = 0\n', "num_feat"),
         ('[model]\narch = "compact"\nscale = 2\n', "model.scale"),
         ('[model]\ninit_from = "x.pth"\nnum_block = 2\n', "model.init_from"),
+        ('[model]\ninit_from = "x.pth"\ninit_estimator_from = "y.pth"\n', "init_estimator_from"),
         ("[degradation]\nnoise_range = [5.0, 1.0]\n", "noise_range"),
         ("[gan]\nlayer_weights = { conv9_9 = 1.0 }\n", "gan.layer_weights"),
         ('[run]\ndevice = "tpu"\n', "run.device"),
@@ -149,3 +150,7 @@ def test_single_dataroot_string_and_paths_resolve(tmp_path: Path) -> None:
     r = resolve_paths(cfg, tmp_path)
     assert r.data.dataroot == (str(tmp_path / "photos"),)
     assert r.model.init_from == str(tmp_path / "w.pth")
+    est = config_from_dict(
+        {"model": {"arch": "compact", "init_estimator_from": "e.safetensors", "num_feat": 8}}
+    )
+    assert resolve_paths(est, tmp_path).model.init_estimator_from == str(tmp_path / "e.safetensors")

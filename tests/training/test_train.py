@@ -540,3 +540,43 @@ def test_frozen_estimator_keeps_its_weights_and_logs_its_terms(images: Path, tmp
     assert any(not torch.equal(before[k], after[k]) for k in gen_keys)
     rec = metrics(tmp_path / "frozen")[-1]
     assert rec["l_rank_noise"] >= 0 and rec["l_total"] == pytest.approx(rec["l_pix"], rel=1e-5)
+
+
+def test_init_estimator_from_copies_the_estimator_into_a_new_wider_network(
+    images: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new generator of another width trains against an estimator taken from a checkpoint."""
+    torch.manual_seed(1)
+    source = CompactNet(TINY_COMPACT)
+    src_path = tmp_path / "source.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(src_path))
+    wider = dataclasses.replace(TINY_COMPACT, num_feat=24, num_conv=3)
+    base = full_synthesis_config(images, pool=0, steps=2, checkpoint_every=2)
+    cfg = dataclasses.replace(
+        base,
+        model=ModelConfig(arch="compact", net=wider, init_estimator_from=str(src_path)),
+        optim=dataclasses.replace(base.optim, freeze_estimator=True),
+    )
+    with caplog.at_level(logging.INFO, logger="training.train"):
+        trainer = Trainer(cfg, tmp_path / "wide", progress=False)
+    assert f"estimator from {src_path}" in caplog.text
+    assert "random initial weights" not in caplog.text
+    final = trainer.run()
+    model = load_model(final)
+    assert model.config["num_feat"] == 24 and model.config["num_conv"] == 3
+    got, want = model.net.state_dict(), source.state_dict()
+    est_keys = [k for k in want if k.startswith("de_net.")]
+    assert est_keys and all(torch.equal(got[k], want[k]) for k in est_keys)  # copied, then frozen
+
+    # The source's estimator shape must fit the new network's, and the file must exist.
+    other = dataclasses.replace(TINY_COMPACT, est_feats=(8, 8))
+    bad = dataclasses.replace(
+        cfg, model=ModelConfig(arch="compact", net=other, init_estimator_from=str(src_path))
+    )
+    with pytest.raises(ValueError, match=r"init_estimator_from: the estimator in .*source\.safetensors"):
+        Trainer(bad, tmp_path / "bad")
+    gone = dataclasses.replace(
+        cfg, model=ModelConfig(arch="compact", net=wider, init_estimator_from=str(tmp_path / "no.pth"))
+    )
+    with pytest.raises(ValueError, match=r"model\.init_estimator_from: .*no\.pth"):
+        Trainer(gone, tmp_path / "gone")
