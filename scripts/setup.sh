@@ -43,6 +43,18 @@ if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want"
     exit 0
 fi
 
+# A first install needs room (torch's CUDA build alone is several GB): say so before writing anything
+# rather than letting pip fail half-way with "No space left on device".
+if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import torch' >/dev/null 2>&1; }; then
+    need_gb=${MMREALSR_SETUP_MIN_FREE_GB:-8}
+    free_kb=$(df -Pk "$root" | awk 'NR == 2 {print $4}')
+    if [ -n "$free_kb" ] && [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+        log "error: $((free_kb / 1024 / 1024)) GiB free on the disk of $root; installing torch and the other"
+        log "dependencies into $venv needs about $need_gb GiB. Free some space and run this again."
+        exit 1
+    fi
+fi
+
 if [ ! -x "$venv/bin/python" ] || ! py_ok "$venv/bin/python" >/dev/null; then
     python=$(find_python) || {
         log "error: no Python >= 3.12 found (tried python3, python3.12, python3.13 and pyenv versions)."

@@ -29,3 +29,21 @@ def test_public_api_is_exported() -> None:
 
     for name in ("load_model", "ModulatedModel", "MMRealSRVideoError", "CheckpointError"):
         assert name in mmrealsr_video.__all__ and hasattr(mmrealsr_video, name)
+
+
+def test_setup_refuses_a_first_install_without_disk_space(tmp_path: Path) -> None:
+    """The set-up says how much room it needs before it writes anything, not half-way through pip."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "scripts").mkdir()
+    for name in ("scripts/setup.sh", "pyproject.toml"):
+        (tmp_path / name).write_bytes((root / name).read_bytes())
+    r = subprocess.run(
+        ["bash", str(tmp_path / "scripts" / "setup.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "MMREALSR_SETUP_MIN_FREE_GB": "1000000"},
+    )
+    assert r.returncode == 1
+    assert "GiB free on the disk of" in r.stderr and "needs about 1000000 GiB" in r.stderr
+    assert not (tmp_path / ".venv").exists()
