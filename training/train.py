@@ -263,12 +263,12 @@ class Trainer:
         self.modnet = cast(ModulatedNet, self.net)
         self._check_sizes()
         self.net_ema = copy.deepcopy(self.net).eval().requires_grad_(False)
-        if cfg.model.init_from is None and cfg.model.init_estimator_from is None and state is None:
+        if cfg.model.init_from is None and state is None:
             if self.gan:
                 log.warning(
                     "GAN stage without model.init_from: the released recipe starts from a Net-stage model"
                 )
-            elif self.freeze_estimator:
+            elif self.freeze_estimator and cfg.model.init_estimator_from is None:
                 log.warning(
                     "a frozen estimator without model.init_from or model.init_estimator_from keeps "
                     "its random initial weights"
