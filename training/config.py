@@ -476,10 +476,14 @@ def _build(cls: type, table: Mapping[str, Any], section: str, skip: tuple[str, .
         raise ConfigError(f"[{section}]: {e}") from None
 
 
+#: The [model] keys that are ModelConfig's own; the others are the architecture's hyperparameters.
+_MODEL_KEYS = ("arch", "init_from", "init_estimator_from")
+
+
 def _build_model(table: Mapping[str, Any]) -> ModelConfig:
     if not isinstance(table, Mapping):
         raise ConfigError(f"[model] must be a table, got {table!r}")
-    own = {k: v for k, v in table.items() if k in ("arch", "init_from", "init_estimator_from")}
+    own = {k: v for k, v in table.items() if k in _MODEL_KEYS}
     arch = own.get("arch", ModelConfig.arch)
     if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise ConfigError(f"model.arch: must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
@@ -491,7 +495,7 @@ def _build_model(table: Mapping[str, Any]) -> ModelConfig:
         unknown = [k for k in rest if k not in known]
         if unknown:
             raise ConfigError(
-                f"unknown key 'model.{unknown[0]}'; [model] accepts arch, init_from, init_estimator_from and the {arch} "
+                f"unknown key 'model.{unknown[0]}'; [model] accepts {', '.join(_MODEL_KEYS)} and the {arch} "
                 f"hyperparameters: {', '.join(known)}"
             )
         net = _build(net_cls, rest, "model")
@@ -600,11 +604,7 @@ def dump_config(cfg: TrainConfig, *, header: str | None = None) -> str:
     for name in _SECTIONS:
         obj = getattr(cfg, name)
         if name == "model":
-            table = {"arch": obj.arch}
-            if obj.init_from is not None:
-                table["init_from"] = obj.init_from
-            if obj.init_estimator_from is not None:
-                table["init_estimator_from"] = obj.init_estimator_from
+            table = {k: getattr(obj, k) for k in _MODEL_KEYS if getattr(obj, k) is not None}
             if obj.net is not None:
                 table.update(_table(obj.net))
         else:
