@@ -2,6 +2,7 @@
 
 python -m training train CONFIG [--run-dir DIR] [--resume auto|PATH|none]
 python -m training config CONFIG      # print the effective configuration (all defaults filled in)
+python -m training grow SOURCE DEST --num-feat N --num-conv N   # widen/deepen a compact model
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="only warnings on the terminal")
     c = sub.add_parser("config", help="validate a configuration and print it with every default filled in")
     c.add_argument("config")
+    g = sub.add_parser(
+        "grow",
+        help="widen and deepen a trained compact model without changing its output "
+        "(a starting point for model.init_from)",
+    )
+    g.add_argument("source", help="compact checkpoint, or a bundled model's name (default)")
+    g.add_argument("dest", help="where to write the grown model (.safetensors)")
+    g.add_argument("--num-feat", type=int, required=True, help="new width (channels), >= the old")
+    g.add_argument("--num-conv", type=int, required=True, help="new number of body layers, >= the old")
+    g.add_argument("--seed", type=int, default=0, help="seed of the new channels' weights")
     return p
 
 
@@ -52,6 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "config":
             sys.stdout.write(dump_config(load_config(args.config)))
+            return 0
+        if args.command == "grow":
+            from training.grow import grow_file
+
+            final = grow_file(args.source, args.dest, args.num_feat, args.num_conv, seed=args.seed)
+            sys.stdout.write(f"{final}\n")
             return 0
         final = train(args.config, args.run_dir, args.resume, progress=False if args.no_progress else None)
     except MMRealSRVideoError as e:

@@ -140,7 +140,7 @@ def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         write(tmp)
 
 
-def _save_weights(net: nn.Module, path: Path, metadata: dict[str, str]) -> None:
+def save_weights(net: nn.Module, path: Path, metadata: dict[str, str]) -> None:
     sd = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in net.state_dict().items()}
     _atomic_write(path, lambda p: save_file(sd, str(p), metadata=metadata))
 
@@ -430,7 +430,7 @@ class Trainer:
     def save_model(self, path: Path) -> Path:
         """Writes the EMA weights in the architecture's own layout (``load_model`` reads them)."""
         meta = {"arch": self.arch, "step": str(self.step), "stage": self.cfg.stage, "format": "pt"}
-        _save_weights(self.net_ema, path, meta)
+        save_weights(self.net_ema, path, meta)
         return path
 
     def checkpoint(self) -> Path:
