@@ -108,6 +108,10 @@ class DegradationConfig:
         sinc_prob2, blur_sigma2, resize_prob2, resize_range2, gaussian_noise_prob2, noise_range2,
             poisson_scale_range2, gray_noise_prob2, jpeg_range2: the same for the second round.
         final_sinc_prob: probability of the final sinc filter at LR size.
+        single_order_prob: ours, 0 in the released recipe: the share of samples degraded the classic
+            single-order way instead (the first round's blur at GT size, the batch's resizes, then the
+            first round's noise and JPEG at LR size, last; no second round, no sinc filter), as old
+            footage was: soft optics, then grain and one lossy encoding at its own resolution.
         blur_gap_min: the "more blur" control: least amount by which the ``more_blur`` kernel sigma
             exceeds the base one (summed over both axes for the anisotropic families).
         sinc_gap_min: the same for sinc kernels, as a cut-off frequency drop in radians per pixel.
@@ -150,6 +154,7 @@ class DegradationConfig:
     gray_noise_prob2: float = 0.4
     jpeg_range2: tuple[int, int] = (30, 95)
     final_sinc_prob: float = 0.8
+    single_order_prob: float = 0.0
     # MM-RealSR's controlled differences
     blur_gap_min: float = 0.1
     sinc_gap_min: float = 0.1
@@ -186,6 +191,7 @@ class DegradationConfig:
             "gaussian_noise_prob2",
             "gray_noise_prob2",
             "final_sinc_prob",
+            "single_order_prob",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise bad(name, "must be a probability in [0, 1]")
@@ -338,6 +344,9 @@ class SamplePlan:
         blur2, noise2, jpeg2: the second round.
         final_sinc: the final sinc filter at LR size, or ``None`` (not drawn this time).
         jpeg_last: True: resize to LR + sinc, then JPEG; False: JPEG, then resize + sinc.
+        single_order: the classic single-order degradation instead (see
+            ``DegradationConfig.single_order_prob``): :func:`resolve` moves the first round's noise
+            and JPEG to the end and drops the second round and the sinc filter, for every copy.
     """
 
     blur1: BlurChoice | None
@@ -348,6 +357,7 @@ class SamplePlan:
     jpeg2: JpegChoice | None
     final_sinc: Kernel | None
     jpeg_last: bool
+    single_order: bool = False
 
 
 @dataclass(frozen=True)
@@ -392,6 +402,18 @@ def resolve(sample: SamplePlan, copy: str) -> CopyDegradation:
     if copy not in _COPY_LEVELS:
         raise InputError(f"resolve: unknown copy {copy!r}; expected one of {tuple(_COPY_LEVELS)}")
     blur, noise = _COPY_LEVELS[copy]
+    if sample.single_order:
+        # Blur at GT size; grain and the one encoding at LR size, in the second round's places.
+        return CopyDegradation(
+            blur1=sample.blur1.at(blur) if sample.blur1 is not None else None,
+            noise1=None,
+            jpeg1=None,
+            blur2=None,
+            noise2=sample.noise1.at(noise) if sample.noise1 is not None else None,
+            jpeg2=sample.jpeg1.at(noise) if sample.jpeg1 is not None else None,
+            final_sinc=None,
+            jpeg_last=True,
+        )
     return CopyDegradation(
         blur1=sample.blur1.at(blur) if sample.blur1 is not None else None,
         noise1=sample.noise1.at(noise) if sample.noise1 is not None else None,
@@ -535,6 +557,8 @@ def sample_plan(batch_size: int, cfg: DegradationConfig, rng: torch.Generator) -
             Kernel("sinc", final_size, omega_c=final_omega) if g.random() < cfg.final_sinc_prob else None
         )
         jpeg_last = bool(g.random() < 0.5)
+        # Drawn only when asked for, so that the released configuration's stream is unchanged.
+        single = cfg.single_order_prob > 0 and bool(g.random() < cfg.single_order_prob)
         samples.append(
             SamplePlan(
                 blur1=blur1 if cfg.blur else None,
@@ -545,6 +569,7 @@ def sample_plan(batch_size: int, cfg: DegradationConfig, rng: torch.Generator) -
                 jpeg2=jpeg2 if cfg.jpeg else None,
                 final_sinc=final_sinc if cfg.blur else None,
                 jpeg_last=jpeg_last,
+                single_order=single,
             )
         )
     return SynthesisPlan(cfg.scale, resize1, resize2, final_mode, tuple(samples))

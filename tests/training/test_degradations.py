@@ -384,3 +384,61 @@ def test_axis_anchors_leave_the_other_copies_unchanged() -> None:
     # Each single-axis anchor is degraded more than base along its own axis only.
     assert not torch.equal(extra["blur_anchor"], plain["base"])
     assert not torch.equal(extra["noise_anchor"], plain["base"])
+
+
+# ----------------------------------------------------------------------------------------------------- #
+# the classic single-order share (ours)
+
+
+def test_single_order_samples_move_grain_and_encoding_to_the_end() -> None:
+    cfg = DegradationConfig(single_order_prob=0.5)
+    plan = sample_plan(200, cfg, torch.Generator().manual_seed(3))
+    flags = [s.single_order for s in plan.samples]
+    assert any(flags) and not all(flags)
+    for sample in plan.samples:
+        if not sample.single_order:
+            continue
+        assert sample.noise1 is not None and sample.jpeg1 is not None and sample.blur1 is not None
+        for copy, (blur_level, noise_level) in (
+            ("base", ("base", "base")),
+            ("more_blur", ("more", "base")),
+            ("more_noise", ("base", "more")),
+            ("max_anchor", ("worst", "worst")),
+        ):
+            d = resolve(sample, copy)
+            assert (d.noise1, d.jpeg1, d.blur2, d.final_sinc, d.jpeg_last) == (None, None, None, None, True)
+            assert d.blur1 == sample.blur1.at(blur_level)  # type: ignore[arg-type]
+            assert d.noise2 == sample.noise1.at(noise_level)  # type: ignore[arg-type]
+            assert d.jpeg2 == sample.jpeg1.at(noise_level)  # type: ignore[arg-type]
+    # The released configuration never draws one.
+    assert not any(
+        s.single_order
+        for s in sample_plan(200, DegradationConfig(), torch.Generator().manual_seed(3)).samples
+    )
+    with pytest.raises(InputError, match="single_order_prob"):
+        DegradationConfig(single_order_prob=1.5)
+
+
+def test_single_order_grain_is_added_at_lr_size() -> None:
+    """On a flat grey GT, first-round noise keeps its full strength only when added at LR size."""
+    gt = torch.full((4, 3, 64, 64), 0.5)
+    common = dict(
+        blur=False,
+        jpeg=False,
+        usm_weight=0.0,
+        resize_prob=(0.0, 0.0, 1.0),
+        resize_prob2=(0.0, 0.0, 1.0),
+        gaussian_noise_prob=1.0,
+        gaussian_noise_prob2=1.0,
+        gray_noise_prob=0.0,
+        noise_range=(19.0, 20.0),
+        noise_range2=(0.5, 1.0),
+        gaussian_noise_delta=(0.1, 0.2),
+    )
+    std = {}
+    for prob in (0.0, 1.0):
+        cfg = DegradationConfig(single_order_prob=prob, **common)  # type: ignore[arg-type]
+        out = render(gt, sample_plan(4, cfg, torch.Generator().manual_seed(1)), ("base",))["base"]
+        std[prob] = float(out.std() * 255)
+    assert 17.0 < std[1.0] < 21.0  # sigma 19-20 at LR size, untouched
+    assert std[0.0] < 0.75 * std[1.0]  # added at GT size, then partly averaged by the 4x downscale
