@@ -12,9 +12,11 @@ from safetensors.torch import save_file
 from mmrealsr_video.errors import InputError
 from mmrealsr_video.model import load_model
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
-from mmrealsr_video.models.mmrrdbnet import MMRRDBNet, MMRRDBNetConfig
+from mmrealsr_video.models.mmrrdbnet import MMRRDBNet
 from training.__main__ import main
 from training.grow import grow_compact, layer_positions
+
+from .test_train import TINY_RRDB
 
 SMALL = CompactConfig(num_feat=12, num_conv=3, embed_dim=16, est_feats=(8, 16), est_hidden=16)
 
@@ -111,18 +113,7 @@ def test_command_line_writes_a_checkpoint_load_model_reads(
 
     # A released-architecture checkpoint cannot be grown: a clear error naming the file.
     torch.manual_seed(0)
-    rrdb = MMRRDBNet(
-        MMRRDBNetConfig(
-            num_feat=8,
-            num_block=1,
-            num_grow_ch=4,
-            embed_dim=8,
-            am_hidden=8,
-            de_num_feats=(8, 8, 8, 16),
-            de_num_blocks=(1, 1, 1, 1),
-            de_hidden=8,
-        )
-    )
+    rrdb = MMRRDBNet(TINY_RRDB)
     rrdb_path = tmp_path / "rrdb.safetensors"
     save_file({k: v.contiguous() for k, v in rrdb.state_dict().items()}, str(rrdb_path))
     with caplog.at_level(logging.ERROR, logger="training"):
