@@ -7,13 +7,15 @@
 #                                           # -> .gpu/ (git-ignored, about 60 MB)
 # then two device calls, one after the other (the machine stays warm between them):
 #   run(command="bash scripts/gpu_session.sh check", carry=[".gpu/av", ".gpu/vs"], timeout_s=420)
-#   run(command="bash scripts/gpu_session.sh train", carry=[".gpu/av", ".gpu/photos"], timeout_s=480)
+#   run(command="bash scripts/gpu_session.sh train [CONFIG]", carry=[".gpu/av", ".gpu/photos"], timeout_s=590)
 # and give_back. `check` runs the GPU tests and the benchmarks and prints their tables; `train`
-# trains the compact model for run.max_minutes (training/configs/compact_x4_gpu.toml), evaluates
-# it on the held-out photos and returns the run folder under $OUT (weights, logs, report).
+# trains the compact model for run.max_minutes (training/configs/CONFIG.toml, default
+# compact_x4_gpu; compact_x4_gpu_grown starts from the bundled model grown to 64 x 16), evaluates it
+# on the held-out photos, benchmarks it with the minutes left and returns the run folder under $OUT
+# (weights, logs, report, contact sheet).
 # Without the device tool (a machine of your own with CUDA) the same commands work as they are.
 # A dry run on the CPU, with the project's environment and no installs:
-#   PY=.venv/bin/python SKIP_INSTALL=1 DEVICE=cpu MINUTES=0.3 ./scripts/gpu_session.sh train
+#   PY=.venv/bin/python SKIP_INSTALL=1 DEVICE=cpu MINUTES=0.3 WORKERS=1 ./scripts/gpu_session.sh train
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -89,28 +91,47 @@ check() {
 }
 
 train() {
+    # train [CONFIG]: training/configs/CONFIG.toml (default compact_x4_gpu), then the held-out
+    # evaluation, then (with the minutes left, $DEADLINE seconds after the start) the model benchmark.
+    local name=${1:-compact_x4_gpu} t0=$SECONDS
+    local run="$OUT/run" cfg="$OUT/$name.toml"
     install
-    local run="$OUT/run" cfg="$OUT/compact_x4_gpu.toml"
     # The committed config, reading the photos from .gpu/ (DEVICE / MINUTES override for a dry run).
     sed -e 's|^dataroot = .*|dataroot = [".gpu/photos/train"]|' \
         -e "s|^device = .*|device = \"${DEVICE:-cuda}\"|" \
-        -e "s|^max_minutes = .*|max_minutes = ${MINUTES:-5.0}|" \
-        training/configs/compact_x4_gpu.toml >"$cfg"
+        ${MINUTES:+-e "s|^max_minutes = .*|max_minutes = $MINUTES|"} \
+        ${WORKERS:+-e "s|^synthesis_workers = .*|synthesis_workers = $WORKERS|"} \
+        "training/configs/$name.toml" >"$cfg" || exit 1
+    # A grown start is made here from the bundled weights (a second's work, no file to carry).
+    if grep -q '^init_from = "runs/grow/compact_64x16.safetensors"' "$cfg" &&
+        [ ! -f runs/grow/compact_64x16.safetensors ]; then
+        "$PY" -m training grow default runs/grow/compact_64x16.safetensors --num-feat 64 --num-conv 16 ||
+            exit 1
+    fi
     log "training for $(grep ^max_minutes "$cfg" | cut -d' ' -f3) minutes ($cfg)"
-    timeout 420 "$PY" -m training train "$cfg" --run-dir "$run" --resume auto --no-progress 2>&1 |
-        grep -E "net stage|step [0-9]+000:|budget|finished|rror" | cut -c1-160
+    timeout 480 "$PY" -m training train "$cfg" --run-dir "$run" --resume auto --no-progress 2>&1 |
+        grep -E "net stage|step [0-9]*[05]00:|budget|finished|rror|arning" | cut -c1-400
     log "held-out evaluation"
-    timeout 60 "$PY" -m training.evaluate --model "$run/model_final.safetensors" \
-        --photos .gpu/photos/heldout --out "$OUT/eval" 2>&1 | grep -E "mean|monotone|PASS|FAIL"
-    # At most 8 files come back from the device: keep the final weights, the resumable state, the
-    # log, the metrics, the config, the report and the contact sheet.
-    rm -f "$run"/checkpoints/model_*.safetensors "$cfg"
+    timeout 90 "$PY" -m training.evaluate --model "$run/model_final.safetensors" --device "${DEVICE:-cuda}" \
+        --photos .gpu/photos/heldout --out "$OUT/eval" -q 2>&1 | grep -E "mean|monotone|PASS|FAIL|rror"
+    # At most 8 files of at most 16 MiB come back from the device: the final weights, the log, the
+    # metrics, the config, the report and the contact sheet (the resumable state, with its sample
+    # pool, is too large for that).
+    rm -rf "$run"/checkpoints "$cfg"
+    local left=$((${DEADLINE:-560} - (SECONDS - t0)))
+    if [ "$left" -gt 40 ] && [ "${DEVICE:-cuda}" = cuda ]; then
+        log "model: fps at 640x480, bundled and trained, fp32 / fp16 / bf16 ($left s left)"
+        for m in default "$run/model_final.safetensors"; do
+            timeout $((left / 2 - 5)) "$PY" benchmarks/bench_model.py --model "$m" --device cuda \
+                --size 640x480 --precisions fp32 fp16 bf16 2>&1 | tail -5
+        done
+    fi
 }
 
 case "$mode" in
     prepare) prepare ;;
     check) check ;;
-    train) train ;;
+    train) train "${2:-}" ;;
     *)
         echo "usage: scripts/gpu_session.sh prepare|check|train" >&2
         exit 2

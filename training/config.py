@@ -127,6 +127,11 @@ class DataConfig:
         max_side: images are downscaled (area filter) so that their long side is at most this; 0 = never.
         cache: keep every decoded image in memory (decode once); False decodes on each draw.
         decode_workers: threads that decode the images when the folder is first read.
+        synthesis_workers: processes that draw and synthesise batches ahead of the training step
+            (ours; for a GPU, whose steps outrun one CPU core's synthesis). 0 = in the training
+            process from the run's own data and degradation generators (the released stream); N >= 1
+            draws step i's batch from generators seeded by (run.seed, i) alone, so the batches are
+            the same for every N >= 1 and a resumed run continues exactly.
     """
 
     SECTION: ClassVar[str] = "data"
@@ -139,6 +144,7 @@ class DataConfig:
     max_side: int = 1024
     cache: bool = True
     decode_workers: int = 2
+    synthesis_workers: int = 0
 
     def __post_init__(self) -> None:
         s = self.SECTION
@@ -166,6 +172,9 @@ class DataConfig:
             self.max_side,
         )
         _check(s, "decode_workers", self.decode_workers >= 1, "must be at least 1", self.decode_workers)
+        _check(
+            s, "synthesis_workers", self.synthesis_workers >= 0, "must be 0 or more", self.synthesis_workers
+        )
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
+import cv2
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
@@ -32,7 +34,15 @@ from mmrealsr_video.errors import CheckpointError, MMRealSRVideoError
 from mmrealsr_video.files import atomic_output
 from mmrealsr_video.model import load_model
 from mmrealsr_video.models import ARCHITECTURES, ModulatedNet
-from training.config import ConfigError, ModelConfig, TrainConfig, dump_config, load_config, resolve_paths
+from training.config import (
+    ConfigError,
+    DegradationConfig,
+    ModelConfig,
+    TrainConfig,
+    dump_config,
+    load_config,
+    resolve_paths,
+)
 from training.dataset import ImageFolder, PatchSampler, SamplePool
 from training.degradations import synthesize
 from training.discriminator import UNetDiscriminatorSN
@@ -61,6 +71,45 @@ _AXIS_COPIES = ("blur_anchor", "noise_anchor")
 
 class TrainingError(MMRealSRVideoError, RuntimeError):
     """Training cannot go on: a non-finite loss, an unusable resume state, a mismatched checkpoint."""
+
+
+class StepBatches(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
+    """Step ``i``'s synthesised batch (``data.synthesis_workers`` >= 1), a function of (seed, i) alone.
+
+    Its patches and degradations come from two generators seeded from ``(seed, i)``, so any number
+    of worker processes, in any order, make the same batches, and a resumed run needs no generator
+    state for them.
+    """
+
+    def __init__(
+        self,
+        sampler: PatchSampler,
+        cfg: DegradationConfig,
+        *,
+        seed: int,
+        axis_anchors: bool,
+        keys: tuple[str, ...],
+    ) -> None:
+        self.sampler, self.cfg, self.seed = sampler, cfg, seed
+        self.axis_anchors, self.keys = axis_anchors, keys
+
+    def generators(self, step: int) -> tuple[torch.Generator, torch.Generator]:
+        data, degrade = np.random.SeedSequence([self.seed, step]).generate_state(2)
+        return torch.Generator().manual_seed(int(data)), torch.Generator().manual_seed(int(degrade))
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        gen_data, gen_degrade = self.generators(step)
+        gt = self.sampler.sample(gen_data)
+        with torch.no_grad():
+            syn = synthesize(gt, self.cfg, gen_degrade, axis_anchors=self.axis_anchors)
+        return {k: syn[k] for k in self.keys}
+
+
+def _init_synthesis_worker(_: int) -> None:
+    """One core per worker (the workers are the parallelism); Ctrl-C is the training process's."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def build_network(model: ModelConfig) -> tuple[nn.Module, str]:
@@ -317,6 +366,13 @@ class Trainer:
         self.gen_degrade = torch.Generator().manual_seed(seed + 1)
         self.gen_pool = torch.Generator().manual_seed(seed + 2)
         self.gen_knob = torch.Generator().manual_seed(seed + 3)
+        self.step_batches = StepBatches(
+            self.sampler,
+            cfg.degradation,
+            seed=seed,
+            axis_anchors=cfg.loss.axis_anchors,
+            keys=("gt", "gt_usm", *self._lr_copies),
+        )
         self.step = 0
         if state is not None:
             self._load_state(state)
@@ -458,14 +514,43 @@ class Trainer:
             )
 
     def next_batch(self) -> dict[str, torch.Tensor]:
-        """Draws GT patches, synthesises their degraded copies and passes them through the pool."""
+        """Draws GT patches, synthesises their degraded copies and passes them through the pool
+        (in this process, whatever ``data.synthesis_workers`` says; ``batches`` uses the workers)."""
+        if self.cfg.data.synthesis_workers:
+            return self._to_pool(self.step_batches[self.step])
         gt = self.sampler.sample(self.gen_data)
         with torch.no_grad():
             syn = synthesize(
                 gt, self.cfg.degradation, self.gen_degrade, axis_anchors=self.cfg.loss.axis_anchors
             )
-        batch = {k: syn[k].to(self.device, non_blocking=True) for k in ("gt", "gt_usm", *self._lr_copies)}
+        return self._to_pool(syn)
+
+    def _to_pool(self, syn: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = {k: syn[k].to(self.device, non_blocking=True) for k in self.step_batches.keys}
         return self.pool.exchange(batch, self.gen_pool)
+
+    def batches(self, stop: int) -> Generator[dict[str, torch.Tensor], None, None]:
+        """The batches of steps ``self.step`` .. ``stop - 1``, made ahead by ``data.synthesis_workers``
+        processes when there are any; the same batches as ``next_batch`` would give step by step."""
+        workers = self.cfg.data.synthesis_workers
+        if not workers:
+            for _ in range(self.step, stop):
+                yield self.next_batch()
+            return
+        loader = torch.utils.data.DataLoader(
+            self.step_batches,
+            batch_size=None,
+            sampler=range(self.step, stop),
+            num_workers=workers,
+            prefetch_factor=4,
+            worker_init_fn=_init_synthesis_worker,
+            # Fresh interpreters: a fork of this process can inherit OpenCV's and OpenMP's thread
+            # pools mid-use and hang (seen as workers stuck in cv2.setNumThreads).
+            multiprocessing_context="spawn",
+            pin_memory=self.device.type == "cuda",
+        )
+        for syn in loader:
+            yield self._to_pool(syn)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast_dtype is None:
@@ -678,10 +763,12 @@ class Trainer:
         if self.progress:
             stack.enter_context(logging_redirect_tqdm())
         t_start, budget = time.perf_counter(), cfg.run.max_minutes * 60.0
+        batches = self.batches(total_iter)
+        stack.callback(batches.close)  # stops the synthesis workers however the loop ends
         try:
             while self.step < total_iter:
                 td = time.perf_counter()
-                batch = self.next_batch()
+                batch = next(batches)
                 t_data += time.perf_counter() - td
                 terms = self.train_step(batch)
                 for k, v in terms.items():

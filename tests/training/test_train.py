@@ -22,6 +22,7 @@ from mmrealsr_video.models.compact import CompactConfig, CompactNet
 from mmrealsr_video.models.mmrrdbnet import MMRRDBNet, MMRRDBNetConfig
 from training.__main__ import main
 from training.config import (
+    ConfigError,
     DataConfig,
     GANConfig,
     LossConfig,
@@ -164,10 +165,12 @@ def test_checkpoint_loads_with_load_model(trained: tuple[Trainer, Path, Path]) -
     torch.testing.assert_close(state.restore(x, c, tile=0), model.restore(x, c, tile=0), rtol=0, atol=0)
 
 
-def test_resume_continues_exactly(images: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_continues_exactly(images: Path, tmp_path: Path, workers: int) -> None:
     # The knob loss is on so that its random stream is part of the resumed state too.
     loss = dataclasses.replace(LossConfig(), knob_weight=0.01)
     cfg = full_synthesis_config(images, pool=4, steps=6, checkpoint_every=3, loss=loss)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, synthesis_workers=workers))
     straight = Trainer(cfg, tmp_path / "a", progress=False)
     straight.run()
 
@@ -212,6 +215,39 @@ def test_net_stage_l1_target_follows_l1_gt_usm(images: Path, tmp_path: Path) -> 
 
     assert first_l1("a", True, 0.5) != pytest.approx(first_l1("b", False, 0.5), abs=1e-7)
     assert first_l1("c", True, 0.0) == pytest.approx(first_l1("d", False, 0.0), abs=1e-7)
+
+
+def test_synthesis_workers_make_the_same_batches_for_any_count(images: Path, tmp_path: Path) -> None:
+    cfg = full_synthesis_config(images, pool=0, steps=4, checkpoint_every=100)
+
+    def batches(workers: int, start: int = 0) -> list[dict[str, torch.Tensor]]:
+        c = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, synthesis_workers=workers))
+        trainer = Trainer(c, tmp_path / f"w{workers}", resume="none", progress=False)
+        trainer.step = start
+        return list(trainer.batches(4))
+
+    one, two = batches(1), batches(2)
+    assert len(one) == len(two) == 4
+    for a, b in zip(one, two, strict=True):
+        assert a.keys() == b.keys() and {"gt", "gt_usm", "base", "max_anchor"} <= a.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    # Each step draws its own patches and degradations, and step i's batch does not depend on
+    # where the stream starts (what makes a resume exact).
+    assert not torch.equal(one[0]["gt"], one[1]["gt"])
+    assert not torch.equal(one[0]["base"], one[1]["base"])
+    later = batches(1, start=2)
+    assert all(torch.equal(later[0][k], one[2][k]) for k in one[2])
+    # In-process (next_batch) gives step i's batch too; the released stream (0 workers) is another.
+    t = Trainer(
+        dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, synthesis_workers=2)),
+        tmp_path / "n",
+        resume="none",
+    )
+    assert torch.equal(t.next_batch()["base"], one[0]["base"])
+    assert not torch.equal(batches(0)[0]["base"], one[0]["base"])
+    with pytest.raises(ConfigError, match="synthesis_workers"):
+        DataConfig(synthesis_workers=-1)
 
 
 def test_time_budget_stops_with_a_final_model_and_resumes(images: Path, tmp_path: Path) -> None:
