@@ -22,7 +22,9 @@ __all__ = [
     "ColourDescription",
     "frame_to_tensor",
     "output_pix_fmt",
+    "output_planes",
     "planar_layout",
+    "planes_to_frame",
     "planes_to_tensor",
     "supported_pix_fmts",
     "tag_codec_context",
@@ -714,8 +716,30 @@ def tensor_to_frame(
     Raises:
         InputError: ``pix_fmt`` is not supported, or ``rgb`` / ``alpha`` are not of that shape.
     """
+    return planes_to_frame(output_planes(rgb, desc, pix_fmt, alpha, clamp=clamp), desc, pix_fmt)
+
+
+def output_planes(
+    rgb: torch.Tensor,
+    desc: ColourDescription,
+    pix_fmt: str,
+    alpha: torch.Tensor | None = None,
+    *,
+    clamp: bool = True,
+) -> list[np.ndarray]:
+    """:func:`tensor_to_frame`'s first half: the codes of ``pix_fmt``'s planes, computed on
+    ``rgb``'s device (``alpha`` is moved there); only the codes come to the CPU.
+
+    Raises:
+        InputError: ``pix_fmt`` is not supported, or ``rgb`` / ``alpha`` are not of that shape.
+    """
+    return tensor_to_planes(rgb, desc, _layout(pix_fmt, "output"), alpha, clamp=clamp)
+
+
+def planes_to_frame(codes: list[np.ndarray], desc: ColourDescription, pix_fmt: str) -> av.VideoFrame:
+    """:func:`tensor_to_frame`'s second half: a new frame (pts unset) of :func:`output_planes`' codes,
+    tagged with ``desc``."""
     layout = _layout(pix_fmt, "output")
-    codes = tensor_to_planes(rgb, desc, layout, alpha, clamp=clamp)
     h, w = codes[0].shape
     frame = av.VideoFrame(w, h, pix_fmt)
     _write(frame, layout, codes)

@@ -45,8 +45,9 @@ from mmrealsr_video.colour import (
     ColourDescription,
     frame_to_tensor,
     output_pix_fmt,
+    output_planes,
+    planes_to_frame,
     tag_codec_context,
-    tensor_to_frame,
     to_rgb8,
 )
 from mmrealsr_video.errors import InputError, OutputError
@@ -601,6 +602,11 @@ def _stop_thread(thread: threading.Thread, stop: threading.Event, items: queue.Q
 # --- frame sinks: where the restored pictures go ------------------------------------------------------
 
 
+def _code_in_producer(rgb: torch.Tensor) -> bool:
+    """Whether a restored picture is coded to YUV in the restoring thread (see _VideoSink.write)."""
+    return rgb.device.type != "cpu"
+
+
 class _VideoSink:
     """Encodes restored frames (in a thread) into a new container, with a video input's other
     streams, chapters and metadata copied."""
@@ -690,14 +696,21 @@ class _VideoSink:
         self.early_packets.clear()
 
     def write(self, index: int, frame: av.VideoFrame, rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
-        """Queues a restored picture; the encode thread codes it (RGB -> YUV) and encodes it, so
-        that the colour conversion overlaps the model's next batch instead of following it."""
+        """Queues a restored picture for the encode thread. A picture on the CPU is coded (RGB ->
+        YUV) there too, so that the conversion overlaps the model's next batch instead of following
+        it; one on a GPU is coded here, on the GPU (a few kernels), so that only the 8/16-bit codes
+        cross to the CPU (an eighth of the float picture at 8 bits) and the encode thread, which
+        bounds a GPU run's speed, is left with the encoder alone."""
         assert self.stream is not None and self.desc is not None
         desc, pix_fmt, time_base = self.desc, self.stream.pix_fmt or "yuv420p", self.time_base
         pts = _shifted_pts(frame, self.offset or 0.0, time_base)
+        coded = output_planes(rgb, desc, pix_fmt, alpha) if _code_in_producer(rgb) else None
 
         def build() -> av.VideoFrame:
-            out = tensor_to_frame(rgb, desc, pix_fmt, alpha)
+            if coded is None:
+                out = planes_to_frame(output_planes(rgb, desc, pix_fmt, alpha), desc, pix_fmt)
+            else:
+                out = planes_to_frame(coded, desc, pix_fmt)
             out.pts = pts
             if time_base is not None:
                 out.time_base = time_base
@@ -747,7 +760,7 @@ class _ImageSink:
         self.dtype = np.uint16 if deep else np.uint8
 
     def write(self, index: int, frame: av.VideoFrame, rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
-        pixels = from_tensor(rgb, self.dtype)
+        pixels = from_tensor(rgb.cpu(), self.dtype)
         a = None
         if alpha is not None:
             a = from_tensor(alpha.expand(3, -1, -1), self.dtype)[:, :, 0]
@@ -814,7 +827,8 @@ def _run(
             alphas.append(None if alpha is None else orientation.apply(alpha))
         x = torch.stack(tensors)
         coeffs = torch.tensor([[r.blur, r.noise] for _, _, r in batch], dtype=torch.float32)
-        y = model.restore_frames(x, coeffs, (out_h, out_w), tile=s.tile, tile_overlap=s.tile_overlap).cpu()
+        # Left on the model's device: the sink codes GPU pictures there (see _VideoSink.write).
+        y = model.restore_frames(x, coeffs, (out_h, out_w), tile=s.tile, tile_overlap=s.tile_overlap)
         for k, (index, frame, _) in enumerate(batch):
             alpha = alphas[k]
             if alpha is not None:

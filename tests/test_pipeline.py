@@ -231,6 +231,38 @@ def test_alpha_is_carried_by_a_plain_resize(tmp_path: Path) -> None:
     assert a[:, : 4 * w // 2 - 4].max() < 10 and a[:, 4 * w // 2 + 4 :].min() > 245
 
 
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuva420p"])
+def test_pictures_coded_in_the_restoring_thread_are_the_same(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pix_fmt: str
+) -> None:
+    """A GPU run codes each picture to YUV on the GPU, in the restoring thread; a CPU run in the
+    encode thread. Forced here on the CPU, the restoring-thread path writes the same frames."""
+    import mmrealsr_video.pipeline as pipeline
+
+    encode = EncodeSettings(codec="ffv1", pix_fmt=pix_fmt)
+    settings = RestoreSettings(progress=False, frames=(0, 8), encode=encode)
+    restore_video(clip, tmp_path / "a.mkv", settings)
+    calls: list[bool] = []
+
+    def here(rgb: object) -> bool:
+        calls.append(True)
+        return True
+
+    monkeypatch.setattr(pipeline, "_code_in_producer", here)
+    restore_video(clip, tmp_path / "b.mkv", settings)
+    assert len(calls) == 8
+    a, b = _frames(tmp_path / "a.mkv"), _frames(tmp_path / "b.mkv")
+    assert len(a) == len(b) == 8 and a[0].format.name == pix_fmt
+    for fa, fb in zip(a, b, strict=True):
+        assert fa.pts == fb.pts
+        assert all(np.array_equal(pa, pb) for pa, pb in zip(_planes(fa), _planes(fb), strict=True))
+    assert not np.array_equal(_planes(a[0])[0], _planes(a[7])[0])  # real, moving pictures
+
+
+def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    return [np.frombuffer(bytes(p), np.uint8) for p in frame.planes]
+
+
 @pytest.mark.slow
 def test_frame_threaded_decoding_stops_early_without_hanging(tmp_path: Path) -> None:
     """The decoder's threading mode, chosen by this test: FFmpeg frame threading ('AUTO', what
