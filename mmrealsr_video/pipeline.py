@@ -707,10 +707,8 @@ class _VideoSink:
         coded = output_planes(rgb, desc, pix_fmt, alpha) if _code_in_producer(rgb) else None
 
         def build() -> av.VideoFrame:
-            if coded is None:
-                out = planes_to_frame(output_planes(rgb, desc, pix_fmt, alpha), desc, pix_fmt)
-            else:
-                out = planes_to_frame(coded, desc, pix_fmt)
+            codes = coded if coded is not None else output_planes(rgb, desc, pix_fmt, alpha)
+            out = planes_to_frame(codes, desc, pix_fmt)
             out.pts = pts
             if time_base is not None:
                 out.time_base = time_base
