@@ -112,6 +112,10 @@ class DegradationConfig:
             single-order way instead (the first round's blur at GT size, the batch's resizes, then the
             first round's noise and JPEG at LR size, last; no second round, no sinc filter), as old
             footage was: soft optics, then grain and one lossy encoding at its own resolution.
+        antialias: ours, False in the released recipe: bilinear and bicubic downscales low-pass the
+            image first (``antialias=True`` of ``F.interpolate``; area resizing always averages), as an
+            optical path or a scanner does, instead of sampling the image sparsely and folding its fine
+            detail back as aliasing.
         blur_gap_min: the "more blur" control: least amount by which the ``more_blur`` kernel sigma
             exceeds the base one (summed over both axes for the anisotropic families).
         sinc_gap_min: the same for sinc kernels, as a cut-off frequency drop in radians per pixel.
@@ -155,6 +159,7 @@ class DegradationConfig:
     jpeg_range2: tuple[int, int] = (30, 95)
     final_sinc_prob: float = 0.8
     single_order_prob: float = 0.0
+    antialias: bool = False
     # MM-RealSR's controlled differences
     blur_gap_min: float = 0.1
     sinc_gap_min: float = 0.1
@@ -370,6 +375,8 @@ class SynthesisPlan:
         resize2: the second round's resize, relative to the LR size.
         final_mode: interpolation mode of the final resize to LR size.
         samples: one plan per image of the batch.
+        antialias: whether bilinear and bicubic downscales low-pass first
+            (:attr:`DegradationConfig.antialias`).
     """
 
     scale: int
@@ -377,6 +384,7 @@ class SynthesisPlan:
     resize2: Resize
     final_mode: str
     samples: tuple[SamplePlan, ...]
+    antialias: bool = False
 
 
 @dataclass(frozen=True)
@@ -572,7 +580,7 @@ def sample_plan(batch_size: int, cfg: DegradationConfig, rng: torch.Generator) -
                 single_order=single,
             )
         )
-    return SynthesisPlan(cfg.scale, resize1, resize2, final_mode, tuple(samples))
+    return SynthesisPlan(cfg.scale, resize1, resize2, final_mode, tuple(samples), cfg.antialias)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -585,12 +593,12 @@ def _blur(x: torch.Tensor, kernels: Sequence[Kernel | None]) -> torch.Tensor:
     return x if stack is None else fft_filter(x, stack)
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str, antialias: bool = False) -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
     if mode == "area":
         return F.interpolate(x, size=size, mode="area")
-    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=antialias)
 
 
 def _noise_pattern(seed: int, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -719,18 +727,18 @@ def render(
         filtered = fft_filter(gt_usm.float(), stack, source=[src for src, _ in distinct])
         x = filtered[[position[key] for key in wanted]]
     f1 = plan.resize1.factor
-    x = _resize(x, (max(int(h * f1), 1), max(int(w * f1), 1)), plan.resize1.mode)
+    x = _resize(x, (max(int(h * f1), 1), max(int(w * f1), 1)), plan.resize1.mode, plan.antialias)
     x = _add_noise(x, [s.noise1 for s in specs], b)
     x = _jpeg(x, [s.jpeg1 for s in specs])
 
     x = _blur(x, [s.blur2 for s in specs])
     f2 = plan.resize2.factor
-    x = _resize(x, (max(int(lr_size[0] * f2), 1), max(int(lr_size[1] * f2), 1)), plan.resize2.mode)
+    x = _resize(x, (max(int(lr_size[0] * f2), 1), max(int(lr_size[1] * f2), 1)), plan.resize2.mode, plan.antialias)
     x = _add_noise(x, [s.noise2 for s in specs], b)
 
     # Real-ESRGAN's two orders of the last steps: [resize + sinc] then JPEG, or JPEG then [resize + sinc].
     x = _jpeg(x, [None if s.jpeg_last else s.jpeg2 for s in specs])
-    x = _resize(x, lr_size, plan.final_mode)
+    x = _resize(x, lr_size, plan.final_mode, plan.antialias)
     x = _blur(x, [s.final_sinc for s in specs])
     x = _jpeg(x, [s.jpeg2 if s.jpeg_last else None for s in specs])
 

@@ -442,3 +442,27 @@ def test_single_order_grain_is_added_at_lr_size() -> None:
         std[prob] = float(out.std() * 255)
     assert 17.0 < std[1.0] < 21.0  # sigma 19-20 at LR size, untouched
     assert std[0.0] < 0.75 * std[1.0]  # added at GT size, then partly averaged by the 4x downscale
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_antialias_low_passes_before_downscaling(mode: str) -> None:
+    """Stripes finer than the LR grid fold back as aliasing unless the downscale low-passes first."""
+    assert DegradationConfig().antialias is False  # the released recipe samples sparsely
+    cols = torch.arange(128, dtype=torch.float32)
+    stripes = (0.5 + 0.4 * torch.cos(2 * math.pi * cols * 0.2)).expand(2, 3, 128, 128).contiguous()
+    common = dict(
+        blur=False, noise=False, jpeg=False, usm_weight=0.0, resize_prob=(0.0, 0.0, 1.0), resize_prob2=(0.0, 0.0, 1.0)
+    )
+    std = {}
+    for antialias in (False, True):
+        cfg = DegradationConfig(antialias=antialias, **common)  # type: ignore[arg-type]
+        plan = sample_plan(2, cfg, torch.Generator().manual_seed(3))
+        # With both rounds keeping their size the second round's resize makes the LR size.
+        plan = dataclasses.replace(plan, resize2=dataclasses.replace(plan.resize2, mode=mode), final_mode=mode)
+        assert plan.antialias is antialias
+        out = render(stripes, plan, ("base",))["base"]
+        assert out.shape == (2, 3, 32, 32)
+        assert abs(float(out.mean()) - 0.5) < 0.02  # the mean grey survives either way
+        std[antialias] = float(out.std())
+    assert std[False] > 0.15  # 0.2 cycles per GT pixel = 0.8 per LR pixel: folded back to 0.2
+    assert std[True] < 0.03 < std[False] / 5  # low-passed away
