@@ -256,6 +256,11 @@ class LossConfig:
     knob_margin: float = 0.01
     #: The distance between the two knob values of a pair (the evaluation's sweep step is 0.1).
     knob_step: float = 0.1
+    #: Ours: the L1 weight of the anchor outputs (the min, max and single-axis anchors, pinned to 0 or
+    #: 1) relative to the copies restored at their estimates. 1 = released: the plain mean over every
+    #: output. Below 1 the generator spends more of itself on the inputs the product will see, and the
+    #: anchors still teach the ends of each knob.
+    anchor_l1_weight: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.SECTION, "knob_step", 0 < self.knob_step <= 1, "must be in (0, 1]", self.knob_step)

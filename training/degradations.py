@@ -9,6 +9,7 @@ degradation for evaluation.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -109,9 +110,10 @@ class DegradationConfig:
             poisson_scale_range2, gray_noise_prob2, jpeg_range2: the same for the second round.
         final_sinc_prob: probability of the final sinc filter at LR size.
         single_order_prob: ours, 0 in the released recipe: the share of samples degraded the classic
-            single-order way instead (the first round's blur at GT size, the batch's resizes, then the
-            first round's noise and JPEG at LR size, last; no second round, no sinc filter), as old
-            footage was: soft optics, then grain and one lossy encoding at its own resolution.
+            single-order way instead (the first round's blur at GT size, one downscale straight to LR
+            size with the batch's final interpolation mode, then the first round's noise and JPEG at LR
+            size; no second round, no other resize, no sinc filter), as old footage was: soft optics,
+            then grain and one lossy encoding at its own resolution.
         antialias: ours, False in the released recipe: bilinear and bicubic downscales low-pass the
             image first (``antialias=True`` of ``F.interpolate``; area resizing always averages), as an
             optical path or a scanner does, instead of sampling the image sparsely and folding its fine
@@ -712,8 +714,23 @@ def render(
     b, _, h, w = gt_usm.shape
     if len(plan.samples) != b:
         raise InputError(f"render: the plan is for {len(plan.samples)} images, the batch has {b}")
-    specs = [resolve(s, c) for c in copies for s in plan.samples]  # copy-major, like the stacked batch
     lr_size = (h // plan.scale, w // plan.scale)
+    single = [s.single_order for s in plan.samples]
+    if any(single) and not all(single):
+        # Single-order samples take another path: render each kind on its own and interleave them back.
+        parts = {}
+        for kind in (True, False):
+            idx = [i for i, flag in enumerate(single) if flag is kind]
+            sub = dataclasses.replace(plan, samples=tuple(plan.samples[i] for i in idx))
+            parts[kind] = (idx, render(gt_usm[idx], sub, copies))
+        out = {}
+        for name in copies:
+            merged = gt_usm.new_empty((b, 3, *lr_size))
+            for idx, rendered in parts.values():
+                merged[idx] = rendered[name]
+            out[name] = merged
+        return out
+    specs = [resolve(s, c) for c in copies for s in plan.samples]  # copy-major, like the stacked batch
 
     # Round 1 filters the same source for every copy: one forward transform per image, one inverse per
     # distinct kernel (base and more_noise share theirs).
@@ -726,6 +743,13 @@ def render(
     else:
         filtered = fft_filter(gt_usm.float(), stack, source=[src for src, _ in distinct])
         x = filtered[[position[key] for key in wanted]]
+    if all(single):
+        # The classic model: blur, one downscale straight to LR size, grain, one lossy encoding.
+        x = _resize(x, lr_size, plan.final_mode, plan.antialias)
+        x = _add_noise(x, [s.noise2 for s in specs], b)
+        x = _jpeg(x, [s.jpeg2 for s in specs])
+        x = _quantize(x)
+        return {name: x[i * b : (i + 1) * b] for i, name in enumerate(copies)}
     f1 = plan.resize1.factor
     x = _resize(x, (max(int(h * f1), 1), max(int(w * f1), 1)), plan.resize1.mode, plan.antialias)
     x = _add_noise(x, [s.noise1 for s in specs], b)
@@ -733,7 +757,9 @@ def render(
 
     x = _blur(x, [s.blur2 for s in specs])
     f2 = plan.resize2.factor
-    x = _resize(x, (max(int(lr_size[0] * f2), 1), max(int(lr_size[1] * f2), 1)), plan.resize2.mode, plan.antialias)
+    x = _resize(
+        x, (max(int(lr_size[0] * f2), 1), max(int(lr_size[1] * f2), 1)), plan.resize2.mode, plan.antialias
+    )
     x = _add_noise(x, [s.noise2 for s in specs], b)
 
     # Real-ESRGAN's two orders of the last steps: [resize + sinc] then JPEG, or JPEG then [resize + sinc].

@@ -56,7 +56,7 @@ from training.losses import (
 )
 from training.perceptual import PerceptualLoss
 
-__all__ = ["STATE_FILE", "Trainer", "TrainingError", "build_network", "train"]
+__all__ = ["STATE_FILE", "Trainer", "TrainingError", "build_network", "copies_l1", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,33 @@ class _DeferredInterrupt:
     def __exit__(self, *exc: object) -> None:
         if self._installed:
             signal.signal(signal.SIGINT, self._old if self._old is not None else signal.SIG_DFL)
+
+
+def _l1_to(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 of (k*B, ...) outputs against (B, ...) targets repeated k times, without the copies."""
+    return (out.float().reshape(-1, *target.shape) - target.float()).abs().mean()
+
+
+def copies_l1(out: torch.Tensor, target: torch.Tensor, anchor_weight: float = 1.0) -> torch.Tensor:
+    """The Net stage's L1 over the restored copies, stacked copy-major as :class:`Trainer` restores them.
+
+    The first three copies (base, more blur, more noise) are restored at their estimates; the rest are
+    the anchors, pinned to 0 or 1, whose mean L1 counts ``anchor_weight`` times as much per output
+    (``loss.anchor_l1_weight``). At 1 this is the released plain mean over every output.
+
+    Args:
+        out: (k * B, 3, H, W) outputs, k >= 3 copies of B images.
+        target: (B, 3, H, W).
+        anchor_weight: >= 0.
+    """
+    copies = out.shape[0] // target.shape[0]
+    if anchor_weight == 1.0 or copies <= 3:
+        return _l1_to(out, target)
+    b = target.shape[0]
+    natural = _l1_to(out[: 3 * b], target)
+    anchors = _l1_to(out[3 * b :], target)
+    n = copies - 3
+    return (3 * natural + anchor_weight * n * anchors) / (3 + anchor_weight * n)
 
 
 class Trainer:
@@ -567,11 +594,6 @@ class Trainer:
                 group["lr"] = lr_d
         return lr
 
-    @staticmethod
-    def _l1_to(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """L1 of (k*B, ...) outputs against (B, ...) targets repeated k times, without the copies."""
-        return (out.float().reshape(-1, *target.shape) - target.float()).abs().mean()
-
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimisation step on a synthesised batch; returns the (detached) loss terms."""
         self._set_lr()
@@ -602,7 +624,7 @@ class Trainer:
         eo = EstimatorOutputs(est[: 5 * b], b)
         use_usm = self.cfg.gan.l1_gt_usm if self.gan else self.cfg.loss.l1_gt_usm
         l1_target = batch["gt_usm"] if use_usm else batch["gt"]
-        terms["l_pix"] = self.cfg.loss.l1_weight * self._l1_to(out, l1_target)
+        terms["l_pix"] = self.cfg.loss.l1_weight * copies_l1(out, l1_target, self.cfg.loss.anchor_l1_weight)
         if self.cfg.loss.knob_weight > 0:
             terms.update(self._knob_terms(batch, est[:b].detach()))
         if self.gan:

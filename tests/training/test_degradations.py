@@ -451,14 +451,21 @@ def test_antialias_low_passes_before_downscaling(mode: str) -> None:
     cols = torch.arange(128, dtype=torch.float32)
     stripes = (0.5 + 0.4 * torch.cos(2 * math.pi * cols * 0.2)).expand(2, 3, 128, 128).contiguous()
     common = dict(
-        blur=False, noise=False, jpeg=False, usm_weight=0.0, resize_prob=(0.0, 0.0, 1.0), resize_prob2=(0.0, 0.0, 1.0)
+        blur=False,
+        noise=False,
+        jpeg=False,
+        usm_weight=0.0,
+        resize_prob=(0.0, 0.0, 1.0),
+        resize_prob2=(0.0, 0.0, 1.0),
     )
     std = {}
     for antialias in (False, True):
         cfg = DegradationConfig(antialias=antialias, **common)  # type: ignore[arg-type]
         plan = sample_plan(2, cfg, torch.Generator().manual_seed(3))
         # With both rounds keeping their size the second round's resize makes the LR size.
-        plan = dataclasses.replace(plan, resize2=dataclasses.replace(plan.resize2, mode=mode), final_mode=mode)
+        plan = dataclasses.replace(
+            plan, resize2=dataclasses.replace(plan.resize2, mode=mode), final_mode=mode
+        )
         assert plan.antialias is antialias
         out = render(stripes, plan, ("base",))["base"]
         assert out.shape == (2, 3, 32, 32)
@@ -466,3 +473,48 @@ def test_antialias_low_passes_before_downscaling(mode: str) -> None:
         std[antialias] = float(out.std())
     assert std[False] > 0.15  # 0.2 cycles per GT pixel = 0.8 per LR pixel: folded back to 0.2
     assert std[True] < 0.03 < std[False] / 5  # low-passed away
+
+
+def test_single_order_downscales_straight_to_lr_size(gt: torch.Tensor) -> None:
+    """Single-order samples skip both rounds' resizes: one downscale with the batch's final mode."""
+    cfg = DegradationConfig(
+        blur=False,
+        noise=False,
+        jpeg=False,
+        usm_weight=0.0,
+        single_order_prob=1.0,
+        antialias=True,
+        resize_prob=(0.0, 1.0, 0.0),
+        resize_prob2=(1.0, 0.0, 0.0),  # always down, then always up
+    )
+    plan = sample_plan(gt.shape[0], cfg, torch.Generator().manual_seed(5))
+    assert plan.resize1.direction == "down" and plan.resize2.direction == "up"
+    for mode in ("area", "bilinear", "bicubic"):
+        out = render(gt, dataclasses.replace(plan, final_mode=mode), ("base",))["base"]
+        if mode == "area":
+            direct = F.interpolate(gt, size=(48, 48), mode="area")
+        else:
+            direct = F.interpolate(gt, size=(48, 48), mode=mode, align_corners=False, antialias=True)
+        torch.testing.assert_close(out, (direct.clamp(0, 1) * 255).round() / 255, atol=1e-6, rtol=0)
+
+
+def test_a_mixed_batch_renders_each_sample_as_its_own_kind(gt: torch.Tensor) -> None:
+    cfg = DegradationConfig(single_order_prob=0.5, antialias=True)
+    plan = sample_plan(gt.shape[0], cfg, torch.Generator().manual_seed(2))
+    flags = [s.single_order for s in plan.samples]
+    assert any(flags) and not all(flags)
+    mixed = render(gt, plan, DEGRADED_COPIES)
+    for kind in (True, False):
+        idx = [i for i, f in enumerate(flags) if f is kind]
+        alone = render(
+            gt[idx], dataclasses.replace(plan, samples=tuple(plan.samples[i] for i in idx)), DEGRADED_COPIES
+        )
+        for name in DEGRADED_COPIES:
+            torch.testing.assert_close(mixed[name][idx], alone[name], atol=0, rtol=0)
+    # The two kinds really differ: the same samples rendered as multi-order come out otherwise.
+    as_multi = dataclasses.replace(
+        plan, samples=tuple(dataclasses.replace(s, single_order=False) for s in plan.samples)
+    )
+    single_idx = [i for i, f in enumerate(flags) if f]
+    other = render(gt, as_multi, ("base",))["base"]
+    assert not torch.equal(other[single_idx], mixed["base"][single_idx])

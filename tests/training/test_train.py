@@ -35,7 +35,7 @@ from training.config import (
 from training.dataset import DatasetError, ImageFolder, PatchSampler, SamplePool
 from training.degradations import DegradationConfig
 from training.perceptual import VGG19_LAYERS, PerceptualLoss, VGG19Features
-from training.train import STATE_FILE, Trainer, train
+from training.train import STATE_FILE, Trainer, copies_l1, train
 
 TINY_COMPACT = CompactConfig(num_feat=16, num_conv=4, embed_dim=16, est_feats=(8, 16), est_hidden=16)
 TINY_RRDB = MMRRDBNetConfig(
@@ -616,3 +616,26 @@ def test_init_estimator_from_copies_the_estimator_into_a_new_wider_network(
     )
     with pytest.raises(ValueError, match=r"model\.init_estimator_from: .*no\.pth"):
         Trainer(gone, tmp_path / "gone")
+
+
+def test_copies_l1_weights_the_anchors_against_the_estimated_copies() -> None:
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 8, 8, generator=g)
+    out = torch.rand(7 * 2, 3, 8, 8, generator=g)
+    plain = (out.view(7, 2, 3, 8, 8) - target).abs().mean()
+    torch.testing.assert_close(copies_l1(out, target), plain)  # released: the plain mean
+    torch.testing.assert_close(copies_l1(out, target, 1.0), plain)
+    natural = (out[:6].view(3, 2, 3, 8, 8) - target).abs().mean()
+    torch.testing.assert_close(copies_l1(out, target, 0.0), natural)
+    moved = out.clone()
+    moved[6:] += 0.5  # worse anchors only
+    assert copies_l1(moved, target, 0.0) == copies_l1(out, target, 0.0)
+    rise_quarter = copies_l1(moved, target, 0.25) - copies_l1(out, target, 0.25)
+    rise_full = copies_l1(moved, target, 1.0) - copies_l1(out, target, 1.0)
+    assert 0 < rise_quarter < rise_full
+    # An anchor's pixel pulls a quarter as hard as an estimated copy's pixel at weight 0.25.
+    leaf = out.clone().requires_grad_(True)
+    copies_l1(leaf, target, 0.25).backward()
+    assert leaf.grad is not None
+    ratio = leaf.grad[6:].abs().mean() / leaf.grad[:6].abs().mean()
+    assert abs(float(ratio) - 0.25) < 1e-5
