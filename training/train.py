@@ -67,6 +67,8 @@ _STATE_VERSION = 1
 #: The synthesised tensors a step uses, in the estimator's batch order (copy-major).
 _LR_COPIES = ("base", "more_blur", "more_noise", "min_anchor", "max_anchor")
 _AXIS_COPIES = ("blur_anchor", "noise_anchor")
+#: How many of the stacked copies lead with their estimates (base, more blur, more noise); the anchors follow.
+_ESTIMATED = _LR_COPIES.index("min_anchor")
 
 
 class TrainingError(MMRealSRVideoError, RuntimeError):
@@ -277,13 +279,13 @@ def copies_l1(out: torch.Tensor, target: torch.Tensor, anchor_weight: float = 1.
         anchor_weight: >= 0.
     """
     copies = out.shape[0] // target.shape[0]
-    if anchor_weight == 1.0 or copies <= 3:
+    if anchor_weight == 1.0 or copies <= _ESTIMATED:
         return _l1_to(out, target)
+    k, n = _ESTIMATED, copies - _ESTIMATED
     b = target.shape[0]
-    natural = _l1_to(out[: 3 * b], target)
-    anchors = _l1_to(out[3 * b :], target)
-    n = copies - 3
-    return (3 * natural + anchor_weight * n * anchors) / (3 + anchor_weight * n)
+    estimated = _l1_to(out[: k * b], target)
+    anchors = _l1_to(out[k * b :], target)
+    return (k * estimated + anchor_weight * n * anchors) / (k + anchor_weight * n)
 
 
 class Trainer:
