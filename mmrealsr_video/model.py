@@ -73,6 +73,8 @@ class ModulatedModel:
         self._modnet = cast(ModulatedNet, net)
         self.scale: int = int(self._modnet.scale)
         self.size_multiple: int = int(self._modnet.size_multiple)
+        # Networks that pool on a grid (the compact model's context branch) want tiles on that grid.
+        self._tile_align: int = int(getattr(self._modnet, "tile_align", 1))
 
     @property
     def config(self) -> dict[str, Any]:
@@ -145,7 +147,9 @@ class ModulatedModel:
             while True:
                 try:
                     if tile:
-                        y = tiled_apply(run, x, scale=self.scale, tile=tile, overlap=tile_overlap)
+                        y = tiled_apply(
+                            run, x, scale=self.scale, tile=tile, overlap=tile_overlap, align=self._tile_align
+                        )
                     else:
                         y = run(x)
                     break

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["DEFAULT_TILE_OVERLAP", "tile_starts", "tiled_apply"]
+__all__ = ["DEFAULT_TILE_OVERLAP", "tile_spans", "tile_starts", "tiled_apply"]
 
 #: Overlap between neighbouring tiles, in input pixels.
 DEFAULT_TILE_OVERLAP = 32
@@ -30,6 +30,19 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     # Spread the tiles evenly: every overlap is at least `overlap`, none much larger.
     span = length - tile
     return [round(i * span / (count - 1)) for i in range(count)]
+
+
+def tile_spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int]]:
+    """(start, end) of each tile along one side: starts on multiples of ``align``, the last tile
+    running to the edge."""
+    starts = (
+        [s - s % align for s in tile_starts(length, tile, overlap)]
+        if align > 1
+        else tile_starts(length, tile, overlap)
+    )
+    spans = [(s, min(s + tile, length)) for s in starts]
+    spans[-1] = (starts[-1], length)
+    return spans
 
 
 def _ramp(size: int, lead: int, trail: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -50,6 +63,7 @@ def tiled_apply(
     scale: int,
     tile: int,
     overlap: int = DEFAULT_TILE_OVERLAP,
+    align: int = 1,
 ) -> torch.Tensor:
     """Applies ``fn`` (B,C,h,w) -> (B,C',s*h,s*w) tile by tile over ``x`` and blends the tiles.
 
@@ -60,6 +74,9 @@ def tiled_apply(
         tile: the largest tile side, in input pixels.
         overlap: how much neighbouring tiles share, in input pixels; the shared band is
             cross-faded with raised-cosine weights.
+        align: tiles start at multiples of this (the last one reaching to the frame's edge may be
+            up to ``align - 1`` pixels larger), so that a network that pools its features on a grid
+            sees the frame's grid in every tile.
 
     Returns:
         (B, C', s*H, s*W), equal to ``fn(x)`` up to the tiles' loss of context at their borders.
@@ -70,28 +87,27 @@ def tiled_apply(
     if tile >= h and tile >= w:
         return fn(x)
     overlap = min(overlap, tile // 2)
-    ys = tile_starts(h, tile, overlap)
-    xs = tile_starts(w, tile, overlap)
-    th, tw = min(tile, h), min(tile, w)
+    ys = tile_spans(h, tile, overlap, align)
+    xs = tile_spans(w, tile, overlap, align)
     out: torch.Tensor | None = None
     weight: torch.Tensor | None = None
-    for iy, y0 in enumerate(ys):
-        for ix, x0 in enumerate(xs):
-            piece = fn(x[:, :, y0 : y0 + th, x0 : x0 + tw])
+    for iy, (y0, y1) in enumerate(ys):
+        for ix, (x0, x1) in enumerate(xs):
+            piece = fn(x[:, :, y0:y1, x0:x1])
             if out is None:
                 out = piece.new_zeros((piece.shape[0], piece.shape[1], h * scale, w * scale))
                 weight = piece.new_zeros((1, 1, h * scale, w * scale))
             # Each side fades over the band it shares with its neighbour (none at the frame's edge).
-            top = (ys[iy - 1] + th - y0) * scale if iy > 0 else 0
-            bottom = (y0 + th - ys[iy + 1]) * scale if iy + 1 < len(ys) else 0
-            left = (xs[ix - 1] + tw - x0) * scale if ix > 0 else 0
-            right = (x0 + tw - xs[ix + 1]) * scale if ix + 1 < len(xs) else 0
-            wy = _ramp(th * scale, top, bottom, piece.device, piece.dtype)
-            wx = _ramp(tw * scale, left, right, piece.device, piece.dtype)
+            top = (ys[iy - 1][1] - y0) * scale if iy > 0 else 0
+            bottom = (y1 - ys[iy + 1][0]) * scale if iy + 1 < len(ys) else 0
+            left = (xs[ix - 1][1] - x0) * scale if ix > 0 else 0
+            right = (x1 - xs[ix + 1][0]) * scale if ix + 1 < len(xs) else 0
+            wy = _ramp((y1 - y0) * scale, top, bottom, piece.device, piece.dtype)
+            wx = _ramp((x1 - x0) * scale, left, right, piece.device, piece.dtype)
             wt = wy[:, None] * wx[None, :]
-            ys0, xs0 = y0 * scale, x0 * scale
-            out[:, :, ys0 : ys0 + th * scale, xs0 : xs0 + tw * scale] += piece * wt
+            sy, sx = slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale)
+            out[:, :, sy, sx] += piece * wt
             assert weight is not None
-            weight[:, :, ys0 : ys0 + th * scale, xs0 : xs0 + tw * scale] += wt
+            weight[:, :, sy, sx] += wt
     assert out is not None and weight is not None
     return out / weight

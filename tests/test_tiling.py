@@ -11,7 +11,7 @@ import torch
 from mmrealsr_video import load_model
 from mmrealsr_video import model as model_module
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
-from mmrealsr_video.tiling import DEFAULT_TILE_OVERLAP, tile_starts, tiled_apply
+from mmrealsr_video.tiling import DEFAULT_TILE_OVERLAP, tile_spans, tile_starts, tiled_apply
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -60,6 +60,36 @@ def test_tiled_matches_untiled_compact() -> None:
     psnr = _psnr(tiled, whole)
     print(f"compact tile 40, overlap {DEFAULT_TILE_OVERLAP}: {psnr:.1f} dB")
     assert psnr >= 45.0
+
+
+def test_tiles_of_a_context_network_sit_on_its_pooling_grid() -> None:
+    """The context branch pools 4 x 4 cells: tiles that start on the frame's grid see the frame's
+    cells, and the tiled result is closer to the whole frame's than with tiles off the grid."""
+    torch.manual_seed(0)
+    net = CompactNet(CompactConfig(num_feat=16, num_conv=4, context_feat=8, context_conv=2))
+    assert net.context is not None and net.tile_align == 4
+    torch.nn.init.normal_(net.context[-1].weight, std=0.02)
+    model = load_model(net.state_dict())
+    x = _frame(97, 75, seed=1)
+    whole = model.restore(x, (0.2, 0.9), tile=0)
+    aligned = model.restore(x, (0.2, 0.9), tile=40)
+    model._tile_align = 1
+    unaligned = model.restore(x, (0.2, 0.9), tile=40)
+    p_aligned, p_unaligned = _psnr(aligned, whole), _psnr(unaligned, whole)
+    print(f"compact with context, tile 40: aligned {p_aligned:.1f} dB, unaligned {p_unaligned:.1f} dB")
+    assert p_aligned >= 45.0 and p_aligned > p_unaligned
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap", "align"), [(97, 40, 16, 4), (301, 64, 32, 8), (50, 64, 8, 4)]
+)
+def test_aligned_spans_cover_the_frame(length: int, tile: int, overlap: int, align: int) -> None:
+    spans = tile_spans(length, tile, overlap, align)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    assert all(s % align == 0 for s, _ in spans)
+    assert all(e - s <= tile + align - 1 for s, e in spans)
+    for (_, e0), (s1, _) in itertools.pairwise(spans):
+        assert e0 - s1 >= overlap - (align - 1)  # neighbours still overlap
 
 
 def test_coefficients_are_per_frame_not_per_tile(parity: dict) -> None:

@@ -2,7 +2,7 @@
 
 python -m training train CONFIG [--run-dir DIR] [--resume auto|PATH|none]
 python -m training config CONFIG      # print the effective configuration (all defaults filled in)
-python -m training grow SOURCE DEST --num-feat N --num-conv N   # widen/deepen a compact model
+python -m training grow SOURCE DEST [--num-feat N] [--num-conv N] [--context-feat N]   # grow a compact model
 """
 
 from __future__ import annotations
@@ -42,8 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("source", help="compact checkpoint, or a bundled model's name (default)")
     g.add_argument("dest", help="where to write the grown model (.safetensors)")
-    g.add_argument("--num-feat", type=int, required=True, help="new width (channels), >= the old")
-    g.add_argument("--num-conv", type=int, required=True, help="new number of body layers, >= the old")
+    g.add_argument(
+        "--num-feat", type=int, default=None, help="new width (channels), >= the old (default: same)"
+    )
+    g.add_argument(
+        "--num-conv", type=int, default=None, help="new number of body layers, >= the old (default: same)"
+    )
+    g.add_argument(
+        "--context-feat", type=int, default=0, help="add a context branch of this width (default 0: none)"
+    )
+    g.add_argument("--context-conv", type=int, default=4, help="convolutions of the context branch")
+    g.add_argument("--context-pool", type=int, default=4, help="pooling factor of the context branch")
     g.add_argument("--seed", type=int, default=0, help="seed of the new channels' weights")
     return p
 
@@ -67,7 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "grow":
             from training.grow import grow_file
 
-            final = grow_file(args.source, args.dest, args.num_feat, args.num_conv, seed=args.seed)
+            final = grow_file(
+                args.source,
+                args.dest,
+                args.num_feat,
+                args.num_conv,
+                context_feat=args.context_feat,
+                context_conv=args.context_conv,
+                context_pool=args.context_pool,
+                seed=args.seed,
+            )
             sys.stdout.write(f"{final}\n")
             return 0
         final = train(args.config, args.run_dir, args.resume, progress=False if args.no_progress else None)

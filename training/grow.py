@@ -10,12 +10,15 @@ one in the manner of Net2Net (Chen et al., 2016), keeping its output exactly:
   weights, but nothing that existed reads from them (those weights are zero, and so are the new
   columns of the last convolution), so the old channels and the output are unchanged; training then
   moves the zeros and the identities.
+- A context branch (``CompactConfig.context_feat``): fresh He-initialised convolutions on pooled
+  features whose last convolution is zero, so it adds nothing until training moves it.
 
 The estimator is copied unchanged. The result is written in the released layout, so that
 ``model.init_from`` (and ``load_model``) read it like any checkpoint:
 
     python -m training grow mmrealsr_video/weights/compact-x4.safetensors runs/grown.safetensors \\
         --num-feat 64 --num-conv 16
+    python -m training grow default runs/context.safetensors --context-feat 32
 """
 
 from __future__ import annotations
@@ -48,37 +51,62 @@ def _he(shape: tuple[int, ...], fan_in: int, gen: torch.Generator) -> torch.Tens
 
 
 @torch.no_grad()
-def grow_compact(net: CompactNet, num_feat: int, num_conv: int, *, seed: int = 0) -> CompactNet:
+def grow_compact(
+    net: CompactNet,
+    num_feat: int | None = None,
+    num_conv: int | None = None,
+    *,
+    context_feat: int = 0,
+    context_conv: int = 4,
+    context_pool: int = 4,
+    seed: int = 0,
+) -> CompactNet:
     """A compact network with ``num_feat`` channels and ``num_conv`` body layers, equal in function.
 
     Args:
         net: the trained network (left untouched).
-        num_feat: new width, at least the old one.
-        num_conv: new number of body convolutions, at least the old one.
+        num_feat: new width, at least the old one (None: the old one).
+        num_conv: new number of body convolutions, at least the old one (None: the old one).
+        context_feat: width of a context branch to add (0: none), ``context_conv`` convolutions on
+            features pooled by ``context_pool``.
         seed: seed of the new channels' weights.
 
     Returns:
         The grown network (eval mode, float32, CPU).
 
     Raises:
-        InputError: a smaller width or depth than the network already has.
+        InputError: a smaller width or depth than the network already has, or a network that
+            already has a context branch.
     """
     old = net.config
+    num_feat = old.num_feat if num_feat is None else num_feat
+    num_conv = old.num_conv if num_conv is None else num_conv
     if num_feat < old.num_feat or num_conv < old.num_conv:
         raise InputError(
             f"grow: the network is {old.num_feat} channels x {old.num_conv} layers; it can only grow, "
             f"not become {num_feat} x {num_conv}"
         )
-    cfg = CompactConfig(
-        scale=old.scale,
-        num_feat=num_feat,
-        num_conv=num_conv,
-        embed_dim=old.embed_dim,
-        num_degradation=old.num_degradation,
-        est_feats=old.est_feats,
-        est_hidden=old.est_hidden,
-        skip=old.skip,
-    )
+    if old.context_feat:
+        raise InputError(
+            f"grow: the network already has a context branch ({old.context_feat} channels); "
+            "only networks without one can be grown"
+        )
+    try:
+        cfg = CompactConfig(
+            scale=old.scale,
+            num_feat=num_feat,
+            num_conv=num_conv,
+            embed_dim=old.embed_dim,
+            num_degradation=old.num_degradation,
+            est_feats=old.est_feats,
+            est_hidden=old.est_hidden,
+            skip=old.skip,
+            context_feat=context_feat,
+            context_conv=context_conv,
+            context_pool=context_pool,
+        )
+    except ValueError as e:
+        raise InputError(f"grow: {e}") from None
     big = CompactNet(cfg)
     src = {k: v.detach().to("cpu", torch.float32) for k, v in net.state_dict().items()}
     gen = torch.Generator().manual_seed(seed)
@@ -88,6 +116,13 @@ def grow_compact(net: CompactNet, num_feat: int, num_conv: int, *, seed: int = 0
     for name, value in big.state_dict().items():
         if name.startswith(("de_net.", "dd_embed.")) or name == "skip_mode":
             value.copy_(src[name])
+    if big.context is not None:
+        # Fresh weights from the seeded stream; the last convolution stays zero (silent branch).
+        for m in list(big.context)[:-1]:
+            if isinstance(m, nn.Conv2d):
+                assert m.bias is not None
+                m.weight.copy_(_he(tuple(m.weight.shape), m.weight[0].numel(), gen))
+                m.bias.zero_()
 
     # First convolution: old channels copied, new ones fresh.
     w = _he((n, 3, 3, 3), 3 * 9, gen)
@@ -140,7 +175,17 @@ def grow_compact(net: CompactNet, num_feat: int, num_conv: int, *, seed: int = 0
     return big.eval()
 
 
-def grow_file(source: str, dest: str | Path, num_feat: int, num_conv: int, *, seed: int = 0) -> Path:
+def grow_file(
+    source: str,
+    dest: str | Path,
+    num_feat: int | None = None,
+    num_conv: int | None = None,
+    *,
+    context_feat: int = 0,
+    context_conv: int = 4,
+    context_pool: int = 4,
+    seed: int = 0,
+) -> Path:
     """Loads a compact checkpoint (or a bundled name), grows it and writes ``dest`` (safetensors).
 
     Raises:
@@ -149,19 +194,28 @@ def grow_file(source: str, dest: str | Path, num_feat: int, num_conv: int, *, se
     model = load_model(source)
     if model.arch != ARCH or not isinstance(model.net, CompactNet):
         raise InputError(f"grow: {source} holds a {model.arch} network; only {ARCH} networks can be grown")
-    big = grow_compact(model.net, num_feat, num_conv, seed=seed)
+    big = grow_compact(
+        model.net,
+        num_feat,
+        num_conv,
+        context_feat=context_feat,
+        context_conv=context_conv,
+        context_pool=context_pool,
+        seed=seed,
+    )
     # Imported here: train pulls in the whole training stack.
     from training.train import save_weights
 
     out = Path(dest)
     save_weights(big, out, {"arch": ARCH, "grown_from": str(source), "format": "pt"})
     log.info(
-        "grew %s (%d x %d) into %s (%d x %d)",
+        "grew %s (%d x %d) into %s (%d x %d, context branch %d)",
         source,
         model.net.config.num_feat,
         model.net.config.num_conv,
         out,
-        num_feat,
-        num_conv,
+        big.config.num_feat,
+        big.config.num_conv,
+        big.config.context_feat,
     )
     return out

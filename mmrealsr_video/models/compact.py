@@ -50,6 +50,14 @@ class CompactConfig:
     est_feats: tuple[int, ...] = (16, 32, 32, 64, 64)
     est_hidden: int = 64
     skip: str = "nearest"
+    #: Ours: width of the context branch (0 = none). Halfway down the body it average-pools the features
+    #: by ``context_pool``, runs ``context_conv`` 3x3 convolutions there and adds its upsampled output
+    #: back to them: a receptive field of tens of input pixels for a few percent of
+    #: the FLOPs, so that low-frequency blotches (noise that JPEG left at block scale) can be told from
+    #: image content.
+    context_feat: int = 0
+    context_pool: int = 4
+    context_conv: int = 4
     arch: str = field(default=ARCH, init=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +70,20 @@ class CompactConfig:
         for name in ("num_feat", "num_conv", "embed_dim", "num_degradation", "est_hidden"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"compact: {name} must be positive")
+        if self.context_feat < 0:
+            raise ValueError(
+                f"compact: context_feat must be 0 (no context branch) or positive, not {self.context_feat}"
+            )
+        if self.context_feat and (self.context_pool < 2 or self.context_conv < 1):
+            raise ValueError(
+                "compact: a context branch needs context_pool >= 2 and context_conv >= 1, "
+                f"not {self.context_pool} and {self.context_conv}"
+            )
+
+    @property
+    def context_at(self) -> int:
+        """Index of the body layer after which the context branch's output is added."""
+        return max(0, self.num_conv // 2 - 1)
 
 
 class CompactEstimator(nn.Module):
@@ -100,6 +122,8 @@ class CompactNet(nn.Module):
         self.config = c
         self.scale = c.scale
         self.size_multiple = 1
+        #: Tiles start on the context branch's pooling grid, so that each sees the frame's cells.
+        self.tile_align = c.context_pool if c.context_feat else 1
         nf = c.num_feat
         self.conv_first = nn.Conv2d(3, nf, 3, 1, 1)
         self.act_first = nn.PReLU(nf)
@@ -116,6 +140,15 @@ class CompactNet(nn.Module):
         self.conv_last = nn.Conv2d(nf, 3 * c.scale * c.scale, 3, 1, 1)
         if c.skip != "nearest":
             self.register_buffer("skip_mode", torch.tensor(float(SKIP_MODES.index(c.skip))))
+        self.context: nn.Sequential | None = None
+        if c.context_feat:
+            cf = c.context_feat
+            layers: list[nn.Module] = [nn.Conv2d(nf, cf, 3, 1, 1), nn.PReLU(cf)]
+            for _ in range(c.context_conv - 1):
+                layers += [nn.Conv2d(cf, cf, 3, 1, 1), nn.PReLU(cf)]
+            layers.append(nn.Conv2d(cf, nf, 3, 1, 1))
+            self.context = nn.Sequential(*layers)
+            self.register_buffer("context_pool", torch.tensor(float(c.context_pool)))
         self.de_net = CompactEstimator(c)
         # Budget for automatic tiling: features at input size, the shuffled output at scale**2.
         self.activation_elems_per_input_pixel = 4 * nf + 6 * c.scale * c.scale
@@ -128,6 +161,13 @@ class CompactNet(nn.Module):
         scaled_init([self.dd_embed, self.de_net], 1.0)
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
+        if self.context is not None:
+            # The branch starts silent: a network grown with it computes what it computed before.
+            scaled_init([self.context], 1.0)
+            zero_last = self.context[-1]
+            assert isinstance(zero_last, nn.Conv2d) and zero_last.bias is not None
+            nn.init.zeros_(zero_last.weight)
+            nn.init.zeros_(zero_last.bias)
 
     def estimate(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, num_degradation) in [0, 1]."""
@@ -143,10 +183,19 @@ class CompactNet(nn.Module):
         for i, (conv, act) in enumerate(zip(self.body, self.acts, strict=True)):
             # One pass over the features for the affine modulation (gain * feat + shift).
             feat = torch.addcmul(shift[:, i], act(conv(feat)), gain[:, i])
+            if self.context is not None and i == self.config.context_at:
+                feat = feat + self._context(feat)
         out = F.pixel_shuffle(self.conv_last(feat), self.scale)
         if self.config.skip == "nearest":
             return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
         return out + F.interpolate(x, scale_factor=self.scale, mode=self.config.skip, align_corners=False)
+
+    def _context(self, feat: torch.Tensor) -> torch.Tensor:
+        """The context branch on pooled body features, upsampled back to their size."""
+        assert self.context is not None
+        k = self.config.context_pool
+        pooled = F.avg_pool2d(feat, k, k, ceil_mode=True, count_include_pad=False)
+        return F.interpolate(self.context(pooled), size=feat.shape[-2:], mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         return self.restore(x, coeffs)
@@ -162,7 +211,12 @@ def flops_per_input_pixel(c: CompactConfig, *, estimator: bool = False) -> float
             cin = cout
         return total * c.num_degradation
     nf = c.num_feat
-    return 2 * 9 * (3 * nf + c.num_conv * nf * nf + nf * 3 * c.scale * c.scale)
+    body = 2 * 9 * (3 * nf + c.num_conv * nf * nf + nf * 3 * c.scale * c.scale)
+    if not c.context_feat:
+        return body
+    cf = c.context_feat
+    context = 2 * 9 * (nf * cf + (c.context_conv - 1) * cf * cf + cf * nf) / c.context_pool**2
+    return body + context
 
 
 def detect(sd: Mapping[str, torch.Tensor]) -> CompactConfig | None:
@@ -186,6 +240,10 @@ def detect(sd: Mapping[str, torch.Tensor]) -> CompactConfig | None:
     feats: list[int] = []
     while f"de_net.branches.0.{2 * len(feats)}.weight" in sd:
         feats.append(int(sd[f"de_net.branches.0.{2 * len(feats)}.weight"].shape[0]))
+    context_feat = context_conv = 0
+    if "context.0.weight" in sd:
+        context_feat = int(sd["context.0.weight"].shape[0])
+        context_conv = sum(1 for k in sd if re.match(r"context\.\d+\.weight$", k) and sd[k].dim() == 4) - 1
     return CompactConfig(
         scale=scale,
         num_feat=nf,
@@ -195,4 +253,7 @@ def detect(sd: Mapping[str, torch.Tensor]) -> CompactConfig | None:
         est_feats=tuple(feats),
         est_hidden=int(sd["de_net.heads.0.0.weight"].shape[0]),
         skip=SKIP_MODES[int(sd["skip_mode"])] if "skip_mode" in sd else "nearest",
+        context_feat=context_feat,
+        context_pool=int(sd["context_pool"]) if "context_pool" in sd else 4,
+        context_conv=context_conv or 4,
     )

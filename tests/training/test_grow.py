@@ -77,6 +77,35 @@ def test_every_new_weight_gets_a_gradient() -> None:
     assert big.modulation.weight.grad is not None and big.modulation.weight.grad.abs().sum() > 0
 
 
+def test_a_context_branch_is_grown_silent_and_learns() -> None:
+    net = _trained_like()
+    big = grow_compact(net, context_feat=10, context_conv=2, seed=4)
+    assert (big.config.num_feat, big.config.num_conv, big.config.context_feat) == (12, 3, 10)
+    want_sr, want_est = _outputs(net)
+    got_sr, got_est = _outputs(big)
+    torch.testing.assert_close(got_sr, want_sr, rtol=0, atol=1e-5)
+    assert torch.equal(got_est, want_est)
+    # Every weight of the branch gets a gradient (the zero last layer at once, the others through it
+    # after one step).
+    assert big.context is not None
+    big.train()
+    opt = torch.optim.SGD(big.context.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 16, 16, generator=gen)
+    target = torch.rand(2, 3, 64, 64, generator=gen)
+    coeffs = torch.rand(2, 2, generator=gen)
+    for _ in range(2):
+        opt.zero_grad()
+        (big.restore(x, coeffs) - target).abs().mean().backward()
+        opt.step()
+    for name, p in big.context.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    with pytest.raises(InputError, match="already has a context branch"):
+        grow_compact(big, context_feat=10)
+    with pytest.raises(InputError, match="context_pool >= 2"):
+        grow_compact(net, context_feat=10, context_pool=1)
+
+
 def test_layer_positions_keep_order_and_the_last_layer_last() -> None:
     for old, new in [(12, 16), (3, 7), (5, 5), (1, 4), (10, 11)]:
         pos = layer_positions(old, new)
@@ -110,6 +139,14 @@ def test_command_line_writes_a_checkpoint_load_model_reads(
     want_sr, _ = _outputs(net)
     got_sr, _ = _outputs(model.net)
     torch.testing.assert_close(got_sr, want_sr, rtol=0, atol=1e-5)
+    # The same width and depth with a context branch only.
+    ctx = tmp_path / "context.safetensors"
+    assert main(["grow", str(src), str(ctx), "--context-feat", "8"]) == 0
+    capsys.readouterr()
+    with_context = load_model(ctx)
+    assert with_context.config["num_feat"] == 12 and with_context.config["context_feat"] == 8
+    assert isinstance(with_context.net, CompactNet)
+    torch.testing.assert_close(_outputs(with_context.net)[0], want_sr, rtol=0, atol=1e-5)
 
     # A released-architecture checkpoint cannot be grown: a clear error naming the file.
     torch.manual_seed(0)
