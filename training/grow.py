@@ -180,13 +180,11 @@ def grow_file(
     dest: str | Path,
     num_feat: int | None = None,
     num_conv: int | None = None,
-    *,
-    context_feat: int = 0,
-    context_conv: int = 4,
-    context_pool: int = 4,
-    seed: int = 0,
+    **options: int,
 ) -> Path:
     """Loads a compact checkpoint (or a bundled name), grows it and writes ``dest`` (safetensors).
+
+    ``options`` are :func:`grow_compact`'s keyword arguments (``context_feat``, ``seed``...).
 
     Raises:
         InputError: not a compact model, or it would shrink; ``CheckpointError`` for a bad file.
@@ -194,15 +192,7 @@ def grow_file(
     model = load_model(source)
     if model.arch != ARCH or not isinstance(model.net, CompactNet):
         raise InputError(f"grow: {source} holds a {model.arch} network; only {ARCH} networks can be grown")
-    big = grow_compact(
-        model.net,
-        num_feat,
-        num_conv,
-        context_feat=context_feat,
-        context_conv=context_conv,
-        context_pool=context_pool,
-        seed=seed,
-    )
+    big = grow_compact(model.net, num_feat, num_conv, **options)
     # Imported here: train pulls in the whole training stack.
     from training.train import save_weights
 
