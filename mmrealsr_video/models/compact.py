@@ -4,7 +4,8 @@ Generator: an SRVGGNetCompact-style body (plain 3x3 convolutions at input resolu
 where every body convolution is followed by an affine modulation (1 + gamma) x + beta driven by an
 embedding of the (blur, noise) pair; a final convolution to ``3 * scale**2`` channels,
 pixel-shuffled and added to the upsampled input (nearest, as SRVGGNetCompact, by default; bilinear or
-bicubic as an option, so that a small body spends nothing on interpolation). Estimator: one tiny strided CNN branch
+bicubic as an option, so that a small body spends nothing on interpolation), and optionally a
+context branch on pooled features (``CompactConfig.context_feat``). Estimator: one tiny strided CNN branch
 per degradation, global average pool, MLP, sigmoid, as DEResNet in miniature. Plain convolutions,
 no data-dependent control flow: exportable to ONNX.
 """
@@ -52,8 +53,8 @@ class CompactConfig:
     skip: str = "nearest"
     #: Ours: width of the context branch (0 = none). Halfway down the body it average-pools the features
     #: by ``context_pool``, runs ``context_conv`` 3x3 convolutions there and adds its upsampled output
-    #: back to them: a receptive field of tens of input pixels for a few percent of
-    #: the FLOPs, so that low-frequency blotches (noise that JPEG left at block scale) can be told from
+    #: back to them: a receptive field of tens of input pixels for about 1 % of the FLOPs (32 channels
+    #: on the 48 x 12 body), so that low-frequency blotches (noise that JPEG left at block scale) can be told from
     #: image content.
     context_feat: int = 0
     context_pool: int = 4
