@@ -162,5 +162,9 @@ def test_context_options_are_checked() -> None:
         CompactConfig(context_feat=-1)
     with pytest.raises(ValueError, match="context_pool >= 2"):
         CompactConfig(context_feat=8, context_pool=1)
-    # No context keys in the bundled model: it loads as it always did.
-    assert load_model("default")._modnet.config.context_feat == 0
+    # Checkpoints made before the option (no context keys) load without a branch; the bundled
+    # model (run 6) has one.
+    old = CompactNet(CompactConfig(num_feat=8, num_conv=2)).state_dict()
+    assert not any(k.startswith("context") for k in old)
+    assert load_model(old)._modnet.config.context_feat == 0
+    assert load_model("default")._modnet.config.context_feat == 32
