@@ -35,11 +35,7 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
 def tile_spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int]]:
     """(start, end) of each tile along one side: starts on multiples of ``align``, the last tile
     running to the edge."""
-    starts = (
-        [s - s % align for s in tile_starts(length, tile, overlap)]
-        if align > 1
-        else tile_starts(length, tile, overlap)
-    )
+    starts = [s - s % align for s in tile_starts(length, tile, overlap)]
     spans = [(s, min(s + tile, length)) for s in starts]
     spans[-1] = (starts[-1], length)
     return spans
