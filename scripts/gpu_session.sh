@@ -10,8 +10,9 @@
 #   run(command="bash scripts/gpu_session.sh train [CONFIG]", carry=[".gpu/av", ".gpu/photos"], timeout_s=590)
 # and give_back. `check` runs the GPU tests and the benchmarks and prints their tables; `train`
 # trains the compact model for run.max_minutes (training/configs/CONFIG.toml, default
-# compact_x4_gpu; compact_x4_gpu_grown starts from the bundled model grown to 64 x 16), evaluates it
-# on the held-out photos, benchmarks it with the minutes left and returns the run folder under $OUT
+# compact_x4_gpu; compact_x4_gpu_grown starts from the bundled model grown to 64 x 16,
+# compact_x4_gpu_context trains the bundled model on), evaluates it on the held-out photos, runs
+# tests/test_gpu.py, benchmarks it with the minutes left and returns the run folder under $OUT
 # (weights, logs, report, contact sheet).
 # Without the device tool (a machine of your own with CUDA) the same commands work as they are.
 # A dry run on the CPU, with the project's environment and no installs:
@@ -118,6 +119,10 @@ train() {
     # metrics, the config, the report and the contact sheet (the resumable state, with its sample
     # pool, is too large for that).
     rm -rf "$run"/checkpoints "$cfg"
+    if [ "${DEVICE:-cuda}" = cuda ]; then
+        log "GPU tests (the networks on CUDA against the CPU)"
+        timeout 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -4
+    fi
     local left=$((${DEADLINE:-560} - (SECONDS - t0)))
     if [ "$left" -gt 40 ] && [ "${DEVICE:-cuda}" = cuda ]; then
         log "model: fps at 640x480, bundled and trained, fp32 / fp16 / bf16 ($left s left)"
