@@ -192,6 +192,10 @@ class OptimConfig:
         freeze_estimator: ours: train the generator only, the estimator keeping its starting
             weights (its ranking and anchor terms are then logged, not trained); the GAN stage
             always freezes it, as released.
+        freeze_generator: ours: train the estimator only, through the frozen generator's L1 (its
+            estimates condition the restoration of the degraded copies) and its own ranking and
+            anchor terms: sets the automatic coefficients to what restores best without moving
+            what the knobs do.
     """
 
     SECTION: ClassVar[str] = "optim"
@@ -203,9 +207,17 @@ class OptimConfig:
     lr_gamma: float = 0.5
     ema_decay: float = 0.999
     freeze_estimator: bool = False
+    freeze_generator: bool = False
 
     def __post_init__(self) -> None:
         s = self.SECTION
+        _check(
+            s,
+            "freeze_generator",
+            not (self.freeze_generator and self.freeze_estimator),
+            "cannot be set with freeze_estimator (nothing would train)",
+            self.freeze_generator,
+        )
         _check(s, "total_iter", self.total_iter >= 1, "must be at least 1", self.total_iter)
         _check(s, "lr", 0 < self.lr < 1 and math.isfinite(self.lr), "must be in (0, 1)", self.lr)
         _check(s, "betas", all(0 <= b < 1 for b in self.betas), "must both lie in [0, 1)", self.betas)

@@ -351,10 +351,18 @@ class Trainer:
                     "a frozen estimator without model.init_from or model.init_estimator_from keeps "
                     "its random initial weights"
                 )
-        if self.freeze_estimator:
-            for name, p in self.net.named_parameters():
-                if name.startswith("de_net."):
-                    p.requires_grad_(False)
+        self.freeze_generator = cfg.optim.freeze_generator and not self.gan
+        if cfg.optim.freeze_generator and self.gan:
+            raise ConfigError("optim.freeze_generator: the GAN stage trains the generator; unset it")
+        if self.freeze_generator:
+            if cfg.model.init_from is None and state is None:
+                log.warning("a frozen generator without model.init_from keeps its random initial weights")
+            if cfg.loss.knob_weight > 0:
+                log.warning("loss.knob_weight is ignored with optim.freeze_generator (the knobs cannot move)")
+        for name, p in self.net.named_parameters():
+            is_estimator = name.startswith("de_net.")
+            if (self.freeze_estimator and is_estimator) or (self.freeze_generator and not is_estimator):
+                p.requires_grad_(False)
         params = [p for p in self.net.parameters() if p.requires_grad]
         self.opt_g = torch.optim.Adam(
             params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
@@ -627,7 +635,7 @@ class Trainer:
         use_usm = self.cfg.gan.l1_gt_usm if self.gan else self.cfg.loss.l1_gt_usm
         l1_target = batch["gt_usm"] if use_usm else batch["gt"]
         terms["l_pix"] = self.cfg.loss.l1_weight * copies_l1(out, l1_target, self.cfg.loss.anchor_l1_weight)
-        if self.cfg.loss.knob_weight > 0:
+        if self.cfg.loss.knob_weight > 0 and not self.freeze_generator:
             terms.update(self._knob_terms(batch, est[:b].detach()))
         if self.gan:
             with torch.no_grad():

@@ -578,6 +578,47 @@ def test_frozen_estimator_keeps_its_weights_and_logs_its_terms(images: Path, tmp
     assert rec["l_rank_noise"] >= 0 and rec["l_total"] == pytest.approx(rec["l_pix"], rel=1e-5)
 
 
+def test_freeze_generator_trains_the_estimator_alone(
+    images: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """optim.freeze_generator: the generator's weights stay; the estimator learns, through the L1 too."""
+    cfg = full_synthesis_config(images, pool=0, steps=3, checkpoint_every=3)
+    cfg = dataclasses.replace(
+        cfg,
+        optim=dataclasses.replace(cfg.optim, freeze_generator=True),
+        loss=dataclasses.replace(cfg.loss, knob_weight=0.1),
+    )
+    with caplog.at_level(logging.WARNING, logger="training.train"):
+        trainer = Trainer(cfg, tmp_path / "est", progress=False)
+    assert "frozen generator without model.init_from" in caplog.text
+    assert "knob_weight is ignored" in caplog.text
+    before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    final = trainer.run()
+    after = trainer.net.state_dict()
+    est_keys = [k for k in before if k.startswith("de_net.")]
+    gen_keys = [k for k in before if not k.startswith("de_net.")]
+    assert est_keys and gen_keys
+    assert all(torch.equal(before[k], after[k]) for k in gen_keys)
+    assert any(not torch.equal(before[k], after[k]) for k in est_keys)
+    saved = load_model(final).net.state_dict()
+    assert all(torch.equal(saved[k], before[k]) for k in gen_keys)  # the EMA of a frozen generator too
+    rec = metrics(tmp_path / "est")[-1]
+    assert rec["l_total"] > rec["l_pix"] > 0  # the L1 and the estimator's own terms are trained
+    assert "l_knob_noise" not in rec
+
+    # With the ranking terms off, the L1 alone still moves the estimator (it conditions the copies).
+    loss = dataclasses.replace(cfg.loss, rank_blur_weight=0.0, rank_noise_weight=0.0, anchor_weight=0.0)
+    only_l1 = Trainer(dataclasses.replace(cfg, loss=loss), tmp_path / "l1", progress=False)
+    with torch.no_grad():  # a fresh generator's modulation starts at zero: give the knobs an effect
+        only_l1.net.modulation.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(3))
+    first = {k: v.clone() for k, v in only_l1.net.state_dict().items() if k.startswith("de_net.")}
+    only_l1.run()
+    assert any(not torch.equal(first[k], only_l1.net.state_dict()[k]) for k in first)
+
+    with pytest.raises(ValueError, match=r"optim\.freeze_generator: cannot be set with freeze_estimator"):
+        dataclasses.replace(cfg.optim, freeze_estimator=True)
+
+
 def test_init_estimator_from_copies_the_estimator_into_a_new_wider_network(
     images: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
