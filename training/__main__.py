@@ -3,6 +3,7 @@
 python -m training train CONFIG [--run-dir DIR] [--resume auto|PATH|none]
 python -m training config CONFIG      # print the effective configuration (all defaults filled in)
 python -m training grow SOURCE DEST [--num-feat N] [--num-conv N] [--context-feat N]   # grow a compact model
+python -m training slim-state STATE DEST   # a state without its sample pool, to carry a run elsewhere
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--context-conv", type=int, default=4, help="convolutions of the context branch")
     g.add_argument("--context-pool", type=int, default=4, help="pooling factor of the context branch")
     g.add_argument("--seed", type=int, default=0, help="seed of the new channels' weights")
+    s = sub.add_parser(
+        "slim-state",
+        help="copy a training state without its sample pool (a few MB, to carry a run to another "
+        "machine; the resume refills the pool)",
+    )
+    s.add_argument("source", help="a state file (RUN_DIR/checkpoints/state_latest.pt)")
+    s.add_argument("dest", help="where to write the slim copy (resume with --resume DEST)")
     return p
 
 
@@ -87,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
             )
             sys.stdout.write(f"{final}\n")
+            return 0
+        if args.command == "slim-state":
+            from training.train import slim_state
+
+            sys.stdout.write(f"{slim_state(args.source, args.dest)}\n")
             return 0
         final = train(args.config, args.run_dir, args.resume, progress=False if args.no_progress else None)
     except MMRealSRVideoError as e:

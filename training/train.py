@@ -30,7 +30,7 @@ from torch import nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from mmrealsr_video.errors import CheckpointError, MMRealSRVideoError
+from mmrealsr_video.errors import CheckpointError, MMRealSRVideoError, OutputError
 from mmrealsr_video.files import atomic_output
 from mmrealsr_video.model import load_model
 from mmrealsr_video.models import ARCHITECTURES, ModulatedNet
@@ -56,7 +56,16 @@ from training.losses import (
 )
 from training.perceptual import PerceptualLoss
 
-__all__ = ["STATE_FILE", "Trainer", "TrainingError", "build_network", "copies_l1", "train"]
+__all__ = [
+    "STATE_FILE",
+    "Trainer",
+    "TrainingError",
+    "build_network",
+    "copies_l1",
+    "read_state",
+    "slim_state",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +191,54 @@ def _resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"run.device: {name} requested but CUDA is not available here")
     return dev
+
+
+def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Reads a training state (``checkpoints/state_latest.pt``), its format and version checked.
+
+    Raises:
+        CheckpointError: the file cannot be read or is not a state of this version.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any failure to read means the same to the user
+        raise CheckpointError(
+            f"{path}: cannot read the training state ({str(e).splitlines()[0][:200]})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+        raise CheckpointError(f"{path}: not a training state written by training.train")
+    if state.get("version") != _STATE_VERSION:
+        raise CheckpointError(
+            f"{path}: training state version {state.get('version')}, expected {_STATE_VERSION}"
+        )
+    return state
+
+
+def slim_state(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Writes a copy of training state ``source`` without its sample pool, atomically.
+
+    The pool (``data.pool_size`` synthesised samples) is most of a state's size; without it a state
+    of the compact model is a few MB, small enough to carry a run from one machine to the next (a
+    lent GPU returns at most 16 MiB a file). Resuming from it continues the weights, the EMA, the
+    optimiser, the step and every random stream exactly; only the pool fills up afresh.
+
+    Raises:
+        CheckpointError: ``source`` is not a readable training state.
+        OutputError: ``dest`` cannot be written.
+    """
+    state = read_state(source)
+    pool = state.get("pool") or {}
+    state["pool"] = {"count": 0, "store": {}}
+    dest = Path(dest)
+    try:
+        _atomic_write(dest, lambda p: torch.save(state, p))
+    except OutputError:
+        raise
+    except OSError as e:  # the folder could not be made
+        raise OutputError(f"{dest}: cannot write the training state ({e.strerror or e})") from None
+    log.info("%s: state at step %d without its pool of %s samples", dest, state["step"], pool.get("count", 0))
+    return dest
 
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
@@ -432,18 +489,7 @@ class Trainer:
         return p
 
     def _read_state(self, path: Path) -> dict[str, Any]:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # any failure to read means the same to the user
-            raise CheckpointError(
-                f"{path}: cannot read the training state ({str(e).splitlines()[0][:200]})"
-            ) from None
-        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
-            raise CheckpointError(f"{path}: not a training state written by training.train")
-        if state.get("version") != _STATE_VERSION:
-            raise CheckpointError(
-                f"{path}: training state version {state.get('version')}, expected {_STATE_VERSION}"
-            )
+        state = read_state(path)
         if state["stage"] != self.cfg.stage or state["arch"] != self.cfg.model.arch:
             raise ConfigError(
                 f"{path}: holds a {state['arch']} {state['stage']}-stage run; the configuration asks for "
@@ -485,6 +531,8 @@ class Trainer:
             self.gen_knob.set_state(rng["knob"])
         self.pool.load_state_dict(state["pool"], self.device)
         self.step = int(state["step"])
+        if self.step and self.pool.size and not len(self.pool):
+            log.info("the state holds no sample pool (slimmed): the pool fills up afresh")
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly (plain tensors and containers only)."""

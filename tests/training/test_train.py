@@ -35,7 +35,7 @@ from training.config import (
 from training.dataset import DatasetError, ImageFolder, PatchSampler, SamplePool
 from training.degradations import DegradationConfig
 from training.perceptual import VGG19_LAYERS, PerceptualLoss, VGG19Features
-from training.train import STATE_FILE, Trainer, copies_l1, train
+from training.train import STATE_FILE, Trainer, copies_l1, read_state, train
 
 TINY_COMPACT = CompactConfig(num_feat=16, num_conv=4, embed_dim=16, est_feats=(8, 16), est_hidden=16)
 TINY_RRDB = MMRRDBNetConfig(
@@ -197,6 +197,44 @@ def test_resume_continues_exactly(images: Path, tmp_path: Path, workers: int) ->
     again = Trainer(cfg, tmp_path / "c", resume=tmp_path / "b" / "checkpoints" / STATE_FILE)
     assert again.step == 6
     assert Trainer(cfg, tmp_path / "b", resume="none").step == 0
+
+
+def test_slim_state_carries_a_run_without_its_pool(
+    images: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`python -m training slim-state`: the state without its sample pool resumes the same weights,
+    EMA, optimiser and step; only the pool fills afresh (so the steps after it differ)."""
+    cfg = full_synthesis_config(images, pool=4, steps=5, checkpoint_every=3)
+    first = Trainer(
+        dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, total_iter=3)), tmp_path / "a"
+    )
+    first.run()
+    full = tmp_path / "a" / "checkpoints" / STATE_FILE
+    slim = tmp_path / "carry" / "slim.pt"
+    assert main(["slim-state", str(full), str(slim)]) == 0
+    a, b = read_state(full), read_state(slim)
+    assert a["pool"]["count"] == 4 and b["pool"] == {"count": 0, "store": {}}
+    assert slim.stat().st_size < full.stat().st_size
+    assert b["step"] == 3 and b["optimizer_g"]["state"]
+    for k, v in a["params_ema"].items():
+        assert torch.equal(v, b["params_ema"][k]), k
+
+    with caplog.at_level(logging.INFO, logger="training.train"):
+        resumed = Trainer(cfg, tmp_path / "b", resume=slim, progress=False)
+    assert "fills up afresh" in caplog.text
+    assert resumed.step == 3 and len(resumed.pool) == 0
+    for k, v in first.net_ema.state_dict().items():
+        assert torch.equal(v, resumed.net_ema.state_dict()[k]), k
+    resumed.run()
+    assert resumed.step == 5 and len(resumed.pool) == 4
+
+    # Bad input names the file; nothing is written.
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a state")
+    caplog.clear()
+    assert main(["slim-state", str(junk), str(tmp_path / "out.pt")]) == 2
+    assert "junk.pt: cannot read the training state" in caplog.text
+    assert not (tmp_path / "out.pt").exists()
 
 
 def test_net_stage_l1_target_follows_l1_gt_usm(images: Path, tmp_path: Path) -> None:
