@@ -13,7 +13,9 @@
 # compact_x4_gpu; compact_x4_gpu_grown starts from the bundled model grown to 64 x 16,
 # compact_x4_gpu_context trains the bundled model on), evaluates it on the held-out photos, runs
 # tests/test_gpu.py, benchmarks it with the minutes left and returns the run folder under $OUT
-# (weights, logs, report, contact sheet).
+# (weights, logs, report, contact sheet, and state_slim.pt: the resumable state without its sample
+# pool). To continue that run in a later session, copy state_slim.pt to .gpu/resume/ here, carry
+# ".gpu/resume" too and run `RESUME=.gpu/resume/state_slim.pt bash scripts/gpu_session.sh train CONFIG`.
 # Without the device tool (a machine of your own with CUDA) the same commands work as they are.
 # A dry run on the CPU, with the project's environment and no installs:
 #   PY=.venv/bin/python SKIP_INSTALL=1 DEVICE=cpu MINUTES=0.3 WORKERS=1 ./scripts/gpu_session.sh train
@@ -109,15 +111,20 @@ train() {
         "$PY" -m training grow default runs/grow/compact_64x16.safetensors --num-feat 64 --num-conv 16 ||
             exit 1
     fi
-    log "training for $(grep ^max_minutes "$cfg" | cut -d' ' -f3) minutes ($cfg)"
-    timeout 480 "$PY" -m training train "$cfg" --run-dir "$run" --resume auto --no-progress 2>&1 |
+    local minutes
+    minutes=$(grep ^max_minutes "$cfg" | cut -d' ' -f3)
+    log "training for $minutes minutes ($cfg${RESUME:+, resuming $RESUME})"
+    # Start-up (photo cache, workers) and the final save come on top of the budget.
+    timeout "$(python3 -c "print(int(float('$minutes') * 60 + 120))")" \
+        "$PY" -m training train "$cfg" --run-dir "$run" --resume "${RESUME:-auto}" --no-progress 2>&1 |
         grep -E "net stage|step [0-9]*[05]00:|budget|finished|rror|arning" | cut -c1-400
     log "held-out evaluation"
     timeout 90 "$PY" -m training.evaluate --model "$run/model_final.safetensors" --device "${DEVICE:-cuda}" \
         --photos .gpu/photos/heldout --out "$OUT/eval" -q 2>&1 | grep -E "mean|monotone|PASS|FAIL|rror"
     # At most 8 files of at most 16 MiB come back from the device: the final weights, the log, the
-    # metrics, the config, the report and the contact sheet (the resumable state, with its sample
-    # pool, is too large for that).
+    # metrics, the config, the report, the contact sheet and the resumable state without its sample
+    # pool (the whole state is too large; RESUME=.../state_slim.pt continues the run next time).
+    "$PY" -m training slim-state "$run/checkpoints/state_latest.pt" "$run/state_slim.pt" 2>&1 | grep -v INFO
     rm -rf "$run"/checkpoints "$cfg"
     if [ "${DEVICE:-cuda}" = cuda ]; then
         log "GPU tests (the networks on CUDA against the CPU)"
