@@ -408,9 +408,9 @@ class Trainer:
                     "a frozen estimator without model.init_from or model.init_estimator_from keeps "
                     "its random initial weights"
                 )
-        self.freeze_generator = cfg.optim.freeze_generator and not self.gan
         if cfg.optim.freeze_generator and self.gan:
             raise ConfigError("optim.freeze_generator: the GAN stage trains the generator; unset it")
+        self.freeze_generator = cfg.optim.freeze_generator
         if self.freeze_generator:
             if cfg.model.init_from is None and state is None:
                 log.warning("a frozen generator without model.init_from keeps its random initial weights")

@@ -475,6 +475,10 @@ def test_gan_stage_two_steps_freezes_the_estimator(images: Path, tmp_path: Path)
     state = torch.load(tmp_path / "gan" / "checkpoints" / STATE_FILE, weights_only=True)
     assert "net_d" in state and "optimizer_d" in state and state["step"] == 2
     assert "conv1.weight_orig" in state["net_d"]  # spectral norm, Real-ESRGAN's key layout
+    # The GAN stage trains the generator: freezing it there is refused.
+    frozen = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, freeze_generator=True))
+    with pytest.raises(ConfigError, match=r"optim\.freeze_generator: the GAN stage trains the generator"):
+        Trainer(frozen, tmp_path / "gan_frozen", progress=False)
 
 
 def test_mmrrdbnet_fine_tune_from_a_released_style_checkpoint(images: Path, tmp_path: Path) -> None:
