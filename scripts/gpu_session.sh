@@ -8,6 +8,7 @@
 # then two device calls, one after the other (the machine stays warm between them):
 #   run(command="bash scripts/gpu_session.sh check", carry=[".gpu/av", ".gpu/vs"], timeout_s=420)
 #   run(command="bash scripts/gpu_session.sh train [CONFIG]", carry=[".gpu/av", ".gpu/photos"], timeout_s=590)
+#   (with RESUME, below, carry ".gpu/resume" too: about 61 MB in all with the tree, under the 64 MiB limit)
 # and give_back. `check` runs the GPU tests and the benchmarks and prints their tables; `train`
 # trains the compact model for run.max_minutes (training/configs/CONFIG.toml, default
 # compact_x4_gpu; compact_x4_gpu_grown starts from the bundled model grown to 64 x 16,
@@ -47,6 +48,9 @@ prepare() {
     "$py" - <<'EOF' || exit 1
 from pathlib import Path
 import cv2
+import torch
+from training.evaluate import _read_crop
+CROP = 256  # training.evaluate's default centre crop: all of a held-out photo it reads
 for split in ("train", "heldout"):
     out = Path(".gpu/photos") / split
     out.mkdir(parents=True, exist_ok=True)
@@ -57,9 +61,14 @@ for split in ("train", "heldout"):
         s = 1024 / max(img.shape[:2])
         if s < 1:
             img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-        # Held-out photos stay lossless: the evaluation must see the same pixels as here.
+        # Held-out photos stay lossless, cut to the centre crop the evaluation reads (a fifth of the
+        # size, so that a resumable state fits beside them in a call): it must see the pixels it sees here.
         if split == "heldout":
-            cv2.imwrite(str(out / p.name), cv2.imread(str(p), cv2.IMREAD_UNCHANGED))
+            full = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            h, w = full.shape[:2]
+            top, left = (h - CROP) // 2, (w - CROP) // 2
+            cv2.imwrite(str(out / p.name), full[top : top + CROP, left : left + CROP])
+            assert torch.equal(_read_crop(out / p.name, CROP), _read_crop(p, CROP)), p
         else:
             cv2.imwrite(str(out / (p.stem + ".jpg")), img, [cv2.IMWRITE_JPEG_QUALITY, 97])
 EOF
