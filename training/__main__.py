@@ -3,6 +3,7 @@
 python -m training train CONFIG [--run-dir DIR] [--resume auto|PATH|none]
 python -m training config CONFIG      # print the effective configuration (all defaults filled in)
 python -m training grow SOURCE DEST [--num-feat N] [--num-conv N] [--context-feat N]   # grow a compact model
+python -m training rescale SOURCE DEST --scale N   # an xN compact model from a trained x4 (N divides 4)
 python -m training slim-state STATE DEST   # a state without its sample pool, to carry a run elsewhere
 """
 
@@ -55,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--context-conv", type=int, default=4, help="convolutions of the context branch")
     g.add_argument("--context-pool", type=int, default=4, help="pooling factor of the context branch")
     g.add_argument("--seed", type=int, default=0, help="seed of the new channels' weights")
+    r = sub.add_parser(
+        "rescale",
+        help="derive a compact model for a smaller scale (x4 -> x2) whose output is the trained one's, "
+        "area-downscaled (a starting point for training at that scale)",
+    )
+    r.add_argument("source", help="compact checkpoint, or a bundled model's name (default)")
+    r.add_argument("dest", help="where to write the re-scaled model (.safetensors)")
+    r.add_argument("--scale", type=int, required=True, help="the new factor; it must divide the model's")
     s = sub.add_parser(
         "slim-state",
         help="copy a training state without its sample pool (a few MB, to carry a run to another "
@@ -95,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
             )
             sys.stdout.write(f"{final}\n")
+            return 0
+        if args.command == "rescale":
+            from training.grow import rescale_file
+
+            sys.stdout.write(f"{rescale_file(args.source, args.dest, args.scale)}\n")
             return 0
         if args.command == "slim-state":
             from training.train import slim_state

@@ -19,10 +19,19 @@ The estimator is copied unchanged. The result is written in the released layout,
     python -m training grow mmrealsr_video/weights/compact-x4.safetensors runs/grown.safetensors \\
         --num-feat 64 --num-conv 16
     python -m training grow default runs/context.safetensors --context-feat 32
+
+Re-scaling (:func:`rescale_compact`) derives a model for a smaller factor that divides the trained
+one's (x4 -> x2 or x1): the body and estimator are copied, and the last convolution averages the
+trained sub-pixel outputs in groups, so the new network computes exactly the trained network's
+output area-downscaled to the new size (the nearest-neighbour skip downscales to itself). Training
+at the new scale starts from there instead of from scratch:
+
+    python -m training rescale default runs/x2.safetensors --scale 2
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -34,7 +43,7 @@ from mmrealsr_video.errors import InputError
 from mmrealsr_video.model import load_model
 from mmrealsr_video.models.compact import ARCH, CompactConfig, CompactNet
 
-__all__ = ["grow_compact", "grow_file", "layer_positions"]
+__all__ = ["grow_compact", "grow_file", "layer_positions", "rescale_compact", "rescale_file"]
 
 log = logging.getLogger(__name__)
 
@@ -208,4 +217,66 @@ def grow_file(
         big.config.num_conv,
         big.config.context_feat,
     )
+    return out
+
+
+@torch.no_grad()
+def rescale_compact(net: CompactNet, scale: int) -> CompactNet:
+    """A compact network for ``scale`` whose output is ``net``'s area-downscaled by ``net.scale / scale``.
+
+    Args:
+        net: the trained network (left untouched).
+        scale: the new factor; it must divide the network's own.
+
+    Returns:
+        The re-scaled network (eval mode, float32, CPU).
+
+    Raises:
+        InputError: a factor that does not divide the network's, or a skip other than nearest.
+    """
+    old = net.config
+    if scale < 1 or old.scale % scale:
+        raise InputError(f"rescale: the network is x{old.scale}; the new scale must divide it, not {scale}")
+    if old.skip != "nearest":
+        raise InputError(
+            f"rescale: only networks with the nearest-neighbour skip can be re-scaled, not {old.skip!r}"
+        )
+    try:
+        cfg = dataclasses.replace(old, scale=scale)
+    except ValueError as e:
+        raise InputError(f"rescale: {e}") from None
+    small = CompactNet(cfg)
+    src = {k: v.detach().to("cpu", torch.float32) for k, v in net.state_dict().items()}
+    for name, value in small.state_dict().items():
+        if not name.startswith("conv_last."):
+            value.copy_(src[name])
+    # Pixel shuffle: channel c * r * r + i * r + j is sub-pixel (i, j) of colour c. New sub-pixel
+    # (i, j) covers the k x k trained sub-pixels (k i + a, k j + b), whose mean it takes.
+    r, k = old.scale, old.scale // scale
+    w = src["conv_last.weight"].view(3, scale, k, scale, k, *src["conv_last.weight"].shape[1:])
+    b = src["conv_last.bias"].view(3, scale, k, scale, k)
+    small.conv_last.weight.copy_(w.mean(dim=(2, 4)).reshape(small.conv_last.weight.shape))
+    assert small.conv_last.bias is not None
+    small.conv_last.bias.copy_(b.mean(dim=(2, 4)).reshape(-1))
+    assert r == k * scale
+    return small.eval()
+
+
+def rescale_file(source: str, dest: str | Path, scale: int) -> Path:
+    """Loads a compact checkpoint (or a bundled name), re-scales it and writes ``dest`` (safetensors).
+
+    Raises:
+        InputError: not a compact model, or a factor that does not divide its own.
+    """
+    model = load_model(source)
+    if model.arch != ARCH or not isinstance(model.net, CompactNet):
+        raise InputError(
+            f"rescale: {source} holds a {model.arch} network; only {ARCH} networks can be re-scaled"
+        )
+    small = rescale_compact(model.net, scale)
+    from training.train import save_weights
+
+    out = Path(dest)
+    save_weights(small, out, {"arch": ARCH, "rescaled_from": str(source), "format": "pt"})
+    log.info("re-scaled %s (x%d) into %s (x%d)", source, model.net.scale, out, scale)
     return out

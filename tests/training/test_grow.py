@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from mmrealsr_video.errors import InputError
@@ -14,7 +16,7 @@ from mmrealsr_video.model import load_model
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
 from mmrealsr_video.models.mmrrdbnet import MMRRDBNet
 from training.__main__ import main
-from training.grow import grow_compact, layer_positions
+from training.grow import grow_compact, layer_positions, rescale_compact
 
 from .test_train import TINY_RRDB
 
@@ -177,3 +179,38 @@ def test_command_line_writes_a_checkpoint_load_model_reads(
             == 2
         )
     assert "none.pth" in caplog.text and not (tmp_path / "y.safetensors").exists()
+
+
+@pytest.mark.parametrize("scale", [2, 1])
+def test_rescaled_network_is_the_area_downscaled_x4_output(scale: int) -> None:
+    net = _trained_like(dataclasses.replace(SMALL, context_feat=8))
+    small = rescale_compact(net, scale)
+    assert small.scale == scale and small.config.context_feat == 8
+    want_sr, want_est = _outputs(net)
+    got_sr, got_est = _outputs(small)
+    assert got_sr.shape[-2:] == (20 * scale, 28 * scale)
+    torch.testing.assert_close(got_sr, F.avg_pool2d(want_sr, 4 // scale), rtol=0, atol=1e-5)
+    assert torch.equal(got_est, want_est)
+
+
+def test_rescale_needs_a_dividing_factor_and_a_compact_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    net = _trained_like()
+    with pytest.raises(InputError, match=r"x4; the new scale must divide it, not 3"):
+        rescale_compact(net, 3)
+    src = tmp_path / "small.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(src))
+    dst = tmp_path / "x2.safetensors"
+    assert main(["rescale", str(src), str(dst), "--scale", "2"]) == 0
+    assert capsys.readouterr().out.strip() == str(dst)
+    model = load_model(dst)
+    assert model.scale == 2 and isinstance(model.net, CompactNet)
+    torch.testing.assert_close(_outputs(model.net)[0], F.avg_pool2d(_outputs(net)[0], 2), rtol=0, atol=1e-5)
+    torch.manual_seed(0)
+    rrdb_path = tmp_path / "rrdb.safetensors"
+    save_file({k: v.contiguous() for k, v in MMRRDBNet(TINY_RRDB).state_dict().items()}, str(rrdb_path))
+    with caplog.at_level(logging.ERROR, logger="training"):
+        assert main(["rescale", str(rrdb_path), str(tmp_path / "z.safetensors"), "--scale", "2"]) == 2
+    assert "rrdb.safetensors holds a mmrrdbnet network" in caplog.text
+    assert not (tmp_path / "z.safetensors").exists()
