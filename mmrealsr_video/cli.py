@@ -305,7 +305,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_restore_arguments(p: argparse.ArgumentParser) -> None:
     """The options every restoring command shares: model, coefficients, device, tiling, output."""
     p.add_argument(
-        "--model", default="default", help="bundled model name or weights file (.pth/.safetensors)"
+        "--model",
+        default="default",
+        help="bundled model (default = compact-x4, or compact-x2) or weights file (.pth/.safetensors)",
     )
     p.add_argument("--blur", default="auto", help="number in [0,1], 'auto', or relative to auto like +0.1")
     p.add_argument("--noise", default="auto", help="number in [0,1], 'auto', or relative to auto like -0.2")
@@ -401,7 +403,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "--keyframes", help="keyframe file (.toml/.json) or string, e.g. 'blur: 0=auto; 120|=0.6'"
     )
     an.add_argument(
-        "--model", default="default", help="bundled model name or weights file (its estimator is used)"
+        "--model",
+        default="default",
+        help="bundled model (default = compact-x4, or compact-x2) or weights file (its estimator is used)",
     )
     an.add_argument(
         "--mode", choices=["scene", "drift", "raw"], default="scene", help="aggregation (default: scene)"

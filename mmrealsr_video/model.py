@@ -31,8 +31,13 @@ log = logging.getLogger(__name__)
 
 _WEIGHTS_DIR = Path(__file__).with_name("weights")
 
-#: Models that ship inside the package: name -> file in ``mmrealsr_video/weights``.
-BUNDLED_MODELS: dict[str, str] = {"default": "compact-x4.safetensors"}
+#: Models that ship inside the package: name -> file in ``mmrealsr_video/weights`` (each with its model
+#: card beside it, ``.md``). ``default`` is the x4 model, everywhere the default.
+BUNDLED_MODELS: dict[str, str] = {
+    "default": "compact-x4.safetensors",
+    "compact-x4": "compact-x4.safetensors",
+    "compact-x2": "compact-x2.safetensors",
+}
 
 
 def bundled_model_path(name: str) -> Path | None:
@@ -256,7 +261,8 @@ def load_model(
     """Loads a modulated model, recognising its architecture and hyperparameters from the weights.
 
     Args:
-        source: a bundled model's name (``"default"``), a path to ``.pth``/``.pt``/``.safetensors``,
+        source: a bundled model's name (``"default"``, the x4 model, also named ``"compact-x4"``;
+            ``"compact-x2"``), a path to ``.pth``/``.pt``/``.safetensors``,
             or a state dict (``params_ema`` or ``params`` wrappers are unwrapped).
         device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
         dtype: float32 everywhere; float16/bfloat16 keep half-precision weights (meant for CUDA).

@@ -189,6 +189,22 @@ def test_cli_restore_prints_summary(clip: Path, tmp_path: Path) -> None:
     assert len(_frames(out)) == 8
 
 
+def test_cli_restore_with_the_bundled_x2_model(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x2.mkv"
+    r = subprocess.run(
+        [str(EXE), "restore", str(clip), str(out), "--model", "compact-x2", "--frames", ":4", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    frames = _frames(out)
+    assert len(frames) == 4 and (frames[0].width, frames[0].height) == (96, 64)  # 48x32 at x2
+    audio = av.open(str(out))
+    assert len(audio.streams.audio) == 1  # the source's audio comes along as with the x4 model
+    audio.close()
+
+
 def test_interlaced_input_is_flagged_in_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     src = tmp_path / "interlaced.mkv"
     with av.open(str(src), "w") as out:
