@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.model import load_model
+from mmrealsr_video.model import ModulatedModel, load_model
 from mmrealsr_video.models.compact import ARCH, CompactConfig, CompactNet
 
 __all__ = ["grow_compact", "grow_file", "layer_positions", "rescale_compact", "rescale_file"]
@@ -184,6 +184,13 @@ def grow_compact(
     return big.eval()
 
 
+def _compact(model: ModulatedModel, source: str, verb: str, done: str) -> CompactNet:
+    """The model's network if it is a compact one, else an error naming ``source``."""
+    if model.arch != ARCH or not isinstance(model.net, CompactNet):
+        raise InputError(f"{verb}: {source} holds a {model.arch} network; only {ARCH} networks can be {done}")
+    return model.net
+
+
 def grow_file(
     source: str,
     dest: str | Path,
@@ -198,10 +205,8 @@ def grow_file(
     Raises:
         InputError: not a compact model, or it would shrink; ``CheckpointError`` for a bad file.
     """
-    model = load_model(source)
-    if model.arch != ARCH or not isinstance(model.net, CompactNet):
-        raise InputError(f"grow: {source} holds a {model.arch} network; only {ARCH} networks can be grown")
-    big = grow_compact(model.net, num_feat, num_conv, **options)
+    net = _compact(load_model(source), source, "grow", "grown")
+    big = grow_compact(net, num_feat, num_conv, **options)
     # Imported here: train pulls in the whole training stack.
     from training.train import save_weights
 
@@ -210,8 +215,8 @@ def grow_file(
     log.info(
         "grew %s (%d x %d) into %s (%d x %d, context branch %d)",
         source,
-        model.net.config.num_feat,
-        model.net.config.num_conv,
+        net.config.num_feat,
+        net.config.num_conv,
         out,
         big.config.num_feat,
         big.config.num_conv,
@@ -252,13 +257,12 @@ def rescale_compact(net: CompactNet, scale: int) -> CompactNet:
             value.copy_(src[name])
     # Pixel shuffle: channel c * r * r + i * r + j is sub-pixel (i, j) of colour c. New sub-pixel
     # (i, j) covers the k x k trained sub-pixels (k i + a, k j + b), whose mean it takes.
-    r, k = old.scale, old.scale // scale
+    k = old.scale // scale
     w = src["conv_last.weight"].view(3, scale, k, scale, k, *src["conv_last.weight"].shape[1:])
     b = src["conv_last.bias"].view(3, scale, k, scale, k)
     small.conv_last.weight.copy_(w.mean(dim=(2, 4)).reshape(small.conv_last.weight.shape))
     assert small.conv_last.bias is not None
     small.conv_last.bias.copy_(b.mean(dim=(2, 4)).reshape(-1))
-    assert r == k * scale
     return small.eval()
 
 
@@ -268,15 +272,11 @@ def rescale_file(source: str, dest: str | Path, scale: int) -> Path:
     Raises:
         InputError: not a compact model, or a factor that does not divide its own.
     """
-    model = load_model(source)
-    if model.arch != ARCH or not isinstance(model.net, CompactNet):
-        raise InputError(
-            f"rescale: {source} holds a {model.arch} network; only {ARCH} networks can be re-scaled"
-        )
-    small = rescale_compact(model.net, scale)
+    net = _compact(load_model(source), source, "rescale", "re-scaled")
+    small = rescale_compact(net, scale)
     from training.train import save_weights
 
     out = Path(dest)
     save_weights(small, out, {"arch": ARCH, "rescaled_from": str(source), "format": "pt"})
-    log.info("re-scaled %s (x%d) into %s (x%d)", source, model.net.scale, out, scale)
+    log.info("re-scaled %s (x%d) into %s (x%d)", source, net.scale, out, scale)
     return out
