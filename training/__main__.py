@@ -19,6 +19,12 @@ from mmrealsr_video.errors import MMRealSRVideoError
 __all__ = ["main"]
 
 
+def _model_source_and_dest(p: argparse.ArgumentParser, made: str) -> None:
+    """The two positionals of the commands that derive one compact model file from another."""
+    p.add_argument("source", help="compact checkpoint, or a bundled model's name (default)")
+    p.add_argument("dest", help=f"where to write the {made} model (.safetensors)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training", description="Train MM-RealSR-style modulated models."
@@ -42,8 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         help="widen and deepen a trained compact model without changing its output "
         "(a starting point for model.init_from)",
     )
-    g.add_argument("source", help="compact checkpoint, or a bundled model's name (default)")
-    g.add_argument("dest", help="where to write the grown model (.safetensors)")
+    _model_source_and_dest(g, "grown")
     g.add_argument(
         "--num-feat", type=int, default=None, help="new width (channels), >= the old (default: same)"
     )
@@ -61,8 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         help="derive a compact model for a smaller scale (x4 -> x2) whose output is the trained one's, "
         "area-downscaled (a starting point for training at that scale)",
     )
-    r.add_argument("source", help="compact checkpoint, or a bundled model's name (default)")
-    r.add_argument("dest", help="where to write the re-scaled model (.safetensors)")
+    _model_source_and_dest(r, "re-scaled")
     r.add_argument("--scale", type=int, required=True, help="the new factor; it must divide the model's")
     s = sub.add_parser(
         "slim-state",
