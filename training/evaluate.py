@@ -82,13 +82,16 @@ __all__ = [
     "REPORT_NAME",
     "EvaluationReport",
     "ImageResult",
+    "bicubic_upscale",
     "evaluate",
     "high_pass_std",
     "is_monotone",
     "laplacian_variance",
     "list_photos",
     "luma",
+    "luma_psnr",
     "main",
+    "mid_level_input",
     "psnr",
     "spearman",
     "ssim",
@@ -565,6 +568,25 @@ def _crop_border(a: NDArray[Any]) -> NDArray[Any]:
     return a[BORDER:-BORDER, BORDER:-BORDER] if BORDER > 0 else a
 
 
+def mid_level_input(hr: torch.Tensor, name: str, scale: int) -> torch.Tensor:
+    """The scored input of photograph ``name``: its (1, 3, H, W) crop degraded at the mid level
+    (``MID_BLUR``, ``MID_NOISE``, ``MID_JPEG``), its noise field seeded by the name."""
+    return degrade_fixed(
+        hr, blur_sigma=MID_BLUR, noise_sigma=MID_NOISE, jpeg_quality=MID_JPEG, scale=scale, seed=_seed(name)
+    )
+
+
+def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The quality figure's baseline: bicubic upscaling of (B, 3, h, w) by ``scale``."""
+    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+
+
+def luma_psnr(image: torch.Tensor, hr: torch.Tensor) -> float:
+    """The quality figure's PSNR (dB) of ``image`` against the ground truth ``hr``, both (3, H, W):
+    luma of the outputs clamped and rounded to 8 bits, ``BORDER`` px cut from every side."""
+    return psnr(_crop_border(luma(_to_image(image))), _crop_border(luma(_to_image(hr))))
+
+
 def _sweep(model: ModulatedModel, lr: torch.Tensor, auto: tuple[float, float], index: int) -> torch.Tensor:
     """Restores ``lr`` at every ``COEFF_STEPS`` value of coefficient ``index``, the other at auto."""
     coeffs = torch.tensor([auto] * len(COEFF_STEPS), dtype=torch.float64)
@@ -621,13 +643,11 @@ def _evaluate_image(
     blur_rho, blur_ok = spearman(BLUR_LEVELS, blur_est)
 
     # Modulation and quality: one mid-level input.
-    lr = degrade_fixed(
-        hr, blur_sigma=MID_BLUR, noise_sigma=MID_NOISE, jpeg_quality=MID_JPEG, scale=scale, seed=seed
-    )
+    lr = mid_level_input(hr, name, scale)
     a = model.estimate(lr).float().cpu()[0].clamp(0, 1)  # half-precision rounding may overshoot
     auto = (float(a[0]), float(a[1]))
     restored = model.restore(lr, torch.tensor([auto], dtype=torch.float64)).float().cpu()
-    bicubic = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+    bicubic = bicubic_upscale(lr, scale)
     y_gt = _crop_border(luma(_to_image(hr[0])))
     mask = flat_mask(y_gt)
     noise_sweep, blur_sweep, residual, sharpness = _sweeps(model, lr, auto, mask)
@@ -653,9 +673,9 @@ def _evaluate_image(
         noise_sweep_monotone=is_monotone(residual, increasing=False),
         blur_sweep_sharpness=sharpness,
         blur_sweep_monotone=is_monotone(sharpness, increasing=True),
-        psnr_model=psnr(y_model, y_gt),
+        psnr_model=luma_psnr(restored[0], hr[0]),
         ssim_model=ssim(y_model, y_gt),
-        psnr_bicubic=psnr(y_bic, y_gt),
+        psnr_bicubic=luma_psnr(bicubic[0], hr[0]),
         ssim_bicubic=ssim(y_bic, y_gt),
         other_levels_monotone=tuple(other),
     )
