@@ -83,6 +83,7 @@ __all__ = [
     "EvaluationReport",
     "ImageResult",
     "bicubic_upscale",
+    "check_crop_settings",
     "evaluate",
     "high_pass_std",
     "is_monotone",
@@ -92,6 +93,8 @@ __all__ = [
     "luma_psnr",
     "main",
     "mid_level_input",
+    "parse_photo_arguments",
+    "photo_arguments",
     "psnr",
     "spearman",
     "ssim",
@@ -760,13 +763,7 @@ def evaluate(
     """
     start = time.perf_counter()
     scale = model.scale
-    if crop <= 2 * BORDER + 8 or crop % scale:
-        raise InputError(
-            f"evaluate: crop must be a multiple of the model's scale ({scale}) and above {2 * BORDER + 8}; "
-            f"got {crop}"
-        )
-    if max_images is not None and max_images < 1:
-        raise InputError(f"evaluate: max_images must be at least 1; got {max_images}")
+    check_crop_settings("evaluate", crop, scale, max_images)
     paths = list_photos(photos_dir)
     out = Path(out_dir)
     try:
@@ -816,6 +813,36 @@ def evaluate(
     return report
 
 
+def check_crop_settings(who: str, crop: int, scale: int, max_images: int | None) -> None:
+    """Raises InputError, naming ``who``, for a crop the protocol cannot use or a max_images below 1."""
+    if crop <= 2 * BORDER + 8 or crop % scale:
+        raise InputError(
+            f"{who}: crop must be a multiple of the model's scale ({scale}) and above {2 * BORDER + 8}; "
+            f"got {crop}"
+        )
+    if max_images is not None and max_images < 1:
+        raise InputError(f"{who}: max_images must be at least 1; got {max_images}")
+
+
+def photo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by the commands that score a model on held-out photographs."""
+    parser.add_argument("--model", required=True, help="bundled model name or weights file")
+    parser.add_argument("--photos", required=True, type=Path, help="folder of held-out PNG/JPEG photographs")
+    parser.add_argument("--crop", type=int, default=256, help="centre crop side in HR pixels (default 256)")
+    parser.add_argument("--max-images", type=int, default=None, help="at most this many photographs")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-image progress on stderr")
+
+
+def parse_photo_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parses ``argv`` and sets up logging (per-image progress on stderr unless ``-q``)."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
+    )
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: evaluate a model on held-out photographs and print the tables."""
     parser = argparse.ArgumentParser(
@@ -823,19 +850,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Evaluate a modulated model on held-out photographs: estimator ranking, knob "
         "monotonicity, PSNR/SSIM against bicubic; prints tables, writes report.json and contact_sheet.png.",
     )
-    parser.add_argument("--model", required=True, help="bundled model name or weights file")
-    parser.add_argument("--photos", required=True, type=Path, help="folder of held-out PNG/JPEG photographs")
+    photo_arguments(parser)
     parser.add_argument(
         "--out", required=True, type=Path, help="folder for report.json and contact_sheet.png"
     )
-    parser.add_argument("--crop", type=int, default=256, help="centre crop side in HR pixels (default 256)")
-    parser.add_argument("--max-images", type=int, default=None, help="evaluate at most this many photographs")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no per-image progress on stderr")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
-    )
+    args = parse_photo_arguments(parser, argv)
     try:
         model = load_model(args.model, device=args.device)
         report = evaluate(model, args.photos, args.out, crop=args.crop, max_images=args.max_images)

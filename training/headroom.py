@@ -26,13 +26,15 @@ import torch
 from mmrealsr_video.errors import InputError
 from mmrealsr_video.model import ModulatedModel, load_model
 from training.evaluate import (
-    BORDER,
     PSNR_GAIN_GOAL_DB,
     _read_crop,
     bicubic_upscale,
+    check_crop_settings,
     list_photos,
     luma_psnr,
     mid_level_input,
+    parse_photo_arguments,
+    photo_arguments,
 )
 
 __all__ = [
@@ -165,15 +167,9 @@ def headroom(
     Raises:
         InputError: a bad crop, grid or max_images, no photographs, or none large enough for the crop.
     """
-    if crop <= 2 * BORDER + 8 or crop % model.scale:
-        raise InputError(
-            f"headroom: crop must be a multiple of the model's scale ({model.scale}) and above "
-            f"{2 * BORDER + 8}; got {crop}"
-        )
+    check_crop_settings("headroom", crop, model.scale, max_images)
     if grid < 2:
         raise InputError(f"headroom: grid must be at least 2 (0 and 1 on each knob); got {grid}")
-    if max_images is not None and max_images < 1:
-        raise InputError(f"headroom: max_images must be at least 1; got {max_images}")
     coeffs = _grid_coeffs(grid)
     rows: list[PhotoHeadroom] = []
     for path in list_photos(photos_dir):
@@ -196,17 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="The evaluation's quality figure with self-ensembles and per-photo oracle coefficients: "
         "how far better coefficients or more inference could take a model.",
     )
-    parser.add_argument("--model", required=True, help="bundled model name or weights file")
-    parser.add_argument("--photos", required=True, type=Path, help="folder of held-out PNG/JPEG photographs")
-    parser.add_argument("--crop", type=int, default=256, help="centre crop side in HR pixels (default 256)")
+    photo_arguments(parser)
     parser.add_argument("--grid", type=int, default=6, help="coefficient values per knob (default 6)")
-    parser.add_argument("--max-images", type=int, default=None, help="at most this many photographs")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no per-image progress on stderr")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
-    )
+    args = parse_photo_arguments(parser, argv)
     try:
         model = load_model(args.model, device=args.device)
         report = headroom(model, args.photos, crop=args.crop, grid=args.grid, max_images=args.max_images)
