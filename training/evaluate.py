@@ -46,10 +46,10 @@ import math
 import sys
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -93,9 +93,8 @@ __all__ = [
     "luma_psnr",
     "main",
     "mid_level_input",
-    "parse_photo_arguments",
-    "photo_arguments",
     "psnr",
+    "run_photo_command",
     "spearman",
     "ssim",
 ]
@@ -824,23 +823,36 @@ def check_crop_settings(who: str, crop: int, scale: int, max_images: int | None)
         raise InputError(f"{who}: max_images must be at least 1; got {max_images}")
 
 
-def photo_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared by the commands that score a model on held-out photographs."""
+class _Report(Protocol):
+    def format(self) -> str: ...
+
+
+def run_photo_command(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    score: Callable[[ModulatedModel, argparse.Namespace], _Report],
+) -> int:
+    """The body of a command that scores a model on held-out photographs: adds the shared options
+    (--model, --photos, --crop, --max-images, --device, -q) to ``parser``, which holds the command's own,
+    loads the model, runs ``score`` and prints its report. Returns the exit status (2 with a message
+    on stderr for bad input)."""
     parser.add_argument("--model", required=True, help="bundled model name or weights file")
     parser.add_argument("--photos", required=True, type=Path, help="folder of held-out PNG/JPEG photographs")
     parser.add_argument("--crop", type=int, default=256, help="centre crop side in HR pixels (default 256)")
     parser.add_argument("--max-images", type=int, default=None, help="at most this many photographs")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-image progress on stderr")
-
-
-def parse_photo_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parses ``argv`` and sets up logging (per-image progress on stderr unless ``-q``)."""
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
     )
-    return args
+    try:
+        report = score(load_model(args.model, device=args.device), args)
+    except (InputError, OutputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.format())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -850,19 +862,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Evaluate a modulated model on held-out photographs: estimator ranking, knob "
         "monotonicity, PSNR/SSIM against bicubic; prints tables, writes report.json and contact_sheet.png.",
     )
-    photo_arguments(parser)
     parser.add_argument(
         "--out", required=True, type=Path, help="folder for report.json and contact_sheet.png"
     )
-    args = parse_photo_arguments(parser, argv)
-    try:
-        model = load_model(args.model, device=args.device)
-        report = evaluate(model, args.photos, args.out, crop=args.crop, max_images=args.max_images)
-    except (InputError, OutputError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report.format())
-    return 0
+    return run_photo_command(
+        parser,
+        argv,
+        lambda model, a: evaluate(model, a.photos, a.out, crop=a.crop, max_images=a.max_images),
+    )
 
 
 if __name__ == "__main__":

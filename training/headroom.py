@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.model import ModulatedModel, load_model
+from mmrealsr_video.model import ModulatedModel
 from training.evaluate import (
     PSNR_GAIN_GOAL_DB,
     _read_crop,
@@ -33,8 +33,7 @@ from training.evaluate import (
     list_photos,
     luma_psnr,
     mid_level_input,
-    parse_photo_arguments,
-    photo_arguments,
+    run_photo_command,
 )
 
 __all__ = [
@@ -192,17 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="The evaluation's quality figure with self-ensembles and per-photo oracle coefficients: "
         "how far better coefficients or more inference could take a model.",
     )
-    photo_arguments(parser)
     parser.add_argument("--grid", type=int, default=6, help="coefficient values per knob (default 6)")
-    args = parse_photo_arguments(parser, argv)
-    try:
-        model = load_model(args.model, device=args.device)
-        report = headroom(model, args.photos, crop=args.crop, grid=args.grid, max_images=args.max_images)
-    except (InputError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report.format())
-    return 0
+    return run_photo_command(
+        parser,
+        argv,
+        lambda model, a: headroom(model, a.photos, crop=a.crop, grid=a.grid, max_images=a.max_images),
+    )
 
 
 if __name__ == "__main__":
