@@ -13,8 +13,7 @@ import time
 
 import numpy as np
 import torch
-
-from training.degradations import DegradationConfig, synthesize
+from mmrealsr_training.degradations import DegradationConfig, synthesize
 
 
 def _patches(batch: int, size: int, seed: int) -> torch.Tensor:

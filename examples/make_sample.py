@@ -2,7 +2,7 @@
 
 A real photograph (scikit-image's ``coffee``, CC0, by Rachel Michetti) is degraded the way old
 footage is: Gaussian blur, a x2 bicubic downscale, Gaussian noise and JPEG compression, with the
-project's own ``training.degradations.degrade_fixed``. Deterministic: rerunning it rewrites the same
+project's own ``mmrealsr_training.degradations.degrade_fixed``. Deterministic: rerunning it rewrites the same
 file.
 
     python examples/make_sample.py
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mmrealsr_training.degradations import degrade_fixed
 from skimage import data
 
 from mmrealsr_video.images import from_tensor, write_image
-from training.degradations import degrade_fixed
 
 OUT = Path(__file__).with_name("sample.png")
 

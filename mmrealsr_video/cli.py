@@ -292,16 +292,6 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    try:
-        from training.train import train
-    except ImportError as e:
-        raise InputError(f"training is not available in this install: {e}") from None
-    final = train(args.config, args.run_dir, resume=args.resume)
-    print(f"final model: {final}")
-    return 0
-
-
 def _add_restore_arguments(p: argparse.ArgumentParser) -> None:
     """The options every restoring command shares: model, coefficients, device, tiling, output."""
     p.add_argument(
@@ -421,13 +411,6 @@ def _build_parser() -> argparse.ArgumentParser:
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     an.set_defaults(func=_cmd_analyze)
 
-    tr = sub.add_parser("train", help="train or fine-tune a modulated model from a TOML config")
-    tr.add_argument("config", help="training config (.toml); see training/configs/")
-    tr.add_argument("--run-dir", default=None, help="run folder (default: runs/<config name>)")
-    tr.add_argument(
-        "--resume", default="auto", help="auto (continue the run folder's last state), none, or a state file"
-    )
-    tr.set_defaults(func=_cmd_train)
     return p
 
 

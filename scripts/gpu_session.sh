@@ -44,13 +44,13 @@ prepare() {
     "${pip[@]}" -d .gpu/vs "vapoursynth==$(v vapoursynth)" \
         "vapoursynth-bestsource==$(v vapoursynth-bestsource)" || exit 1
     # The training photos as high-quality JPEG at the training's max_side (1024): a fifth of the PNGs.
-    [ -d data/photos/train ] || "$py" -m training.photos --out data/photos || exit 1
+    [ -d data/photos/train ] || "$py" -m mmrealsr_training.photos --out data/photos || exit 1
     "$py" - <<'EOF' || exit 1
 from pathlib import Path
 import cv2
 import torch
-from training.evaluate import _read_crop
-CROP = 256  # training.evaluate's default centre crop: all of a held-out photo it reads
+from mmrealsr_training.evaluate import _read_crop
+CROP = 256  # mmrealsr_training.evaluate's default centre crop: all of a held-out photo it reads
 for split in ("train", "heldout"):
     out = Path(".gpu/photos") / split
     out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ train() {
         "$PY" -m training train "$cfg" --run-dir "$run" --resume "${RESUME:-auto}" --no-progress 2>&1 |
         grep -E "net stage|step [0-9]*[05]00:|budget|finished|rror|arning" | cut -c1-400
     log "held-out evaluation"
-    timeout 90 "$PY" -m training.evaluate --model "$run/model_final.safetensors" --device "${DEVICE:-cuda}" \
+    timeout 90 "$PY" -m mmrealsr_training.evaluate --model "$run/model_final.safetensors" --device "${DEVICE:-cuda}" \
         --photos .gpu/photos/heldout --out "$OUT/eval" -q 2>&1 | grep -E "mean|monotone|PASS|FAIL|rror"
     # At most 8 files of at most 16 MiB come back from the device: the final weights, the log, the
     # metrics, the config, the report, the contact sheet and the resumable state without its sample

@@ -1,10 +1,10 @@
-"""``python -m training``: train a modulated model from a TOML configuration, or check one.
+"""``python -m mmrealsr_training``: train a modulated model from a TOML configuration, or check one.
 
-python -m training train CONFIG [--run-dir DIR] [--resume auto|PATH|none]
-python -m training config CONFIG      # print the effective configuration (all defaults filled in)
-python -m training grow SOURCE DEST [--num-feat N] [--num-conv N] [--context-feat N]   # grow a compact model
-python -m training rescale SOURCE DEST --scale N   # an xN compact model from a trained x4 (N divides 4)
-python -m training slim-state STATE DEST   # a state without its sample pool, to carry a run elsewhere
+python -m mmrealsr_training train CONFIG [--run-dir DIR] [--resume auto|PATH|none]
+python -m mmrealsr_training config CONFIG      # print the effective configuration (all defaults filled in)
+python -m mmrealsr_training grow SOURCE DEST [--num-feat N] [--num-conv N] [--context-feat N]   # grow a compact model
+python -m mmrealsr_training rescale SOURCE DEST --scale N   # an xN compact model from a trained x4 (N divides 4)
+python -m mmrealsr_training slim-state STATE DEST   # a state without its sample pool, to carry a run elsewhere
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _model_source_and_dest(p: argparse.ArgumentParser, made: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m training", description="Train MM-RealSR-style modulated models."
+        prog="python -m mmrealsr_training", description="Train MM-RealSR-style modulated models."
     )
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train or fine-tune from a TOML configuration")
@@ -87,15 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Imported here so that `--help` stays fast.
-    from training.config import dump_config, load_config
-    from training.train import train
+    from .config import dump_config, load_config
+    from .train import train
 
     try:
         if args.command == "config":
             sys.stdout.write(dump_config(load_config(args.config)))
             return 0
         if args.command == "grow":
-            from training.grow import grow_file
+            from .grow import grow_file
 
             final = grow_file(
                 args.source,
@@ -110,21 +110,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(f"{final}\n")
             return 0
         if args.command == "rescale":
-            from training.grow import rescale_file
+            from .grow import rescale_file
 
             sys.stdout.write(f"{rescale_file(args.source, args.dest, args.scale)}\n")
             return 0
         if args.command == "slim-state":
-            from training.train import slim_state
+            from .train import slim_state
 
             sys.stdout.write(f"{slim_state(args.source, args.dest)}\n")
             return 0
         final = train(args.config, args.run_dir, args.resume, progress=False if args.no_progress else None)
     except MMRealSRVideoError as e:
-        logging.getLogger("training").error("%s", e)
+        logging.getLogger("mmrealsr_training").error("%s", e)
         return 2
     except KeyboardInterrupt:
-        logging.getLogger("training").warning("interrupted; run the same command again to resume")
+        logging.getLogger("mmrealsr_training").warning("interrupted; run the same command again to resume")
         return 130
     sys.stdout.write(f"{final}\n")
     return 0

@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 
 from mmrealsr_video.errors import MMRealSRVideoError
 from mmrealsr_video.models import ARCHITECTURES
-from training.degradations import DegradationConfig
-from training.perceptual import VGG19_LAYERS
+
+from .degradations import DegradationConfig
+from .perceptual import VGG19_LAYERS
 
 __all__ = [
     "ConfigError",
@@ -260,7 +261,7 @@ class LossConfig:
     #: GT (false: a fidelity model; the sharpened target alone is 25-31 dB PSNR from the true GT on
     #: most held-out photos, a ceiling for the restored output). The GAN stage uses ``gan.l1_gt_usm``.
     l1_gt_usm: bool = True
-    #: Ours (not in the release): weight of the knob-direction hinge (``training.losses.knob_losses``)
+    #: Ours (not in the release): weight of the knob-direction hinge (``mmrealsr_training.losses.knob_losses``)
     #: on outputs of one input at two nearby knob values: more noise knob, less residual noise in flat
     #: regions; more blur knob, more Laplacian energy. 0 = off (released).
     knob_weight: float = 0.0

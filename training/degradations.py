@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from mmrealsr_video.errors import InputError
-from training._kernels import GAUSSIAN_KINDS, Kernel, fft_filter, gaussian_kernel_1d, kernel_stack
+
+from ._kernels import GAUSSIAN_KINDS, Kernel, fft_filter, gaussian_kernel_1d, kernel_stack
 
 __all__ = [
     "AXIS_ANCHORS",

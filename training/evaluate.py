@@ -2,13 +2,13 @@
 the output the right way, and does restoration beat bicubic? Prints tables, writes ``report.json``
 and a labelled contact sheet.
 
-Run as ``python -m training.evaluate --model NAME_OR_PATH --photos DIR --out DIR``.
+Run as ``python -m mmrealsr_training.evaluate --model NAME_OR_PATH --photos DIR --out DIR``.
 
 Fixed protocol (every number below is a module constant and is copied into the report):
 
 - Each photograph is centre-cropped to ``crop`` HR pixels (default 256 -> 64 px LR at x4); photos
   smaller than the crop are skipped with a warning. Degradations come from
-  ``training.degradations.degrade_fixed``; the noise seed of an image is derived from its file name,
+  ``mmrealsr_training.degradations.degrade_fixed``; the noise seed of an image is derived from its file name,
   and every level of a sweep uses the same seed (the same noise pattern, scaled).
 - **Estimation.** Noise: Gaussian sigma 0, 5, 10, 15, 20, 25, 30 (0-255 scale) with blur sigma
   fixed at 0.5 HR px, no JPEG. Blur: Gaussian sigma 0.2 to 3.0 HR px in 7 even steps with no noise
@@ -61,7 +61,8 @@ from skimage.metrics import structural_similarity
 
 from mmrealsr_video.errors import InputError, OutputError
 from mmrealsr_video.model import ModulatedModel, load_model
-from training.degradations import degrade_fixed
+
+from .degradations import degrade_fixed
 
 __all__ = [
     "BLUR_GOAL_SPEARMAN",
@@ -858,7 +859,7 @@ def run_photo_command(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: evaluate a model on held-out photographs and print the tables."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
+        prog="python -m mmrealsr_training.evaluate",
         description="Evaluate a modulated model on held-out photographs: estimator ranking, knob "
         "monotonicity, PSNR/SSIM against bicubic; prints tables, writes report.json and contact_sheet.png.",
     )

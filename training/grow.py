@@ -16,9 +16,9 @@ one in the manner of Net2Net (Chen et al., 2016), keeping its output exactly:
 The estimator is copied unchanged. The result is written in the released layout, so that
 ``model.init_from`` (and ``load_model``) read it like any checkpoint:
 
-    python -m training grow mmrealsr_video/weights/compact-x4.safetensors runs/grown.safetensors \\
+    python -m mmrealsr_training grow mmrealsr_video/weights/compact-x4.safetensors runs/grown.safetensors \\
         --num-feat 64 --num-conv 16
-    python -m training grow default runs/context.safetensors --context-feat 32
+    python -m mmrealsr_training grow default runs/context.safetensors --context-feat 32
 
 Re-scaling (:func:`rescale_compact`) derives a model for a smaller factor that divides the trained
 one's (x4 -> x2 or x1): the body and estimator are copied, and the last convolution averages the
@@ -26,7 +26,7 @@ trained sub-pixel outputs in groups, so the new network computes exactly the tra
 output area-downscaled to the new size (the nearest-neighbour skip downscales to itself). Training
 at the new scale starts from there instead of from scratch:
 
-    python -m training rescale default runs/x2.safetensors --scale 2
+    python -m mmrealsr_training rescale default runs/x2.safetensors --scale 2
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def grow_file(
     net = _compact(load_model(source), source, "grow", "grown")
     big = grow_compact(net, num_feat, num_conv, **options)
     # Imported here: train pulls in the whole training stack.
-    from training.train import save_weights
+    from .train import save_weights
 
     out = Path(dest)
     save_weights(big, out, {"arch": ARCH, "grown_from": str(source), "format": "pt"})
@@ -274,7 +274,7 @@ def rescale_file(source: str, dest: str | Path, scale: int) -> Path:
     """
     net = _compact(load_model(source), source, "rescale", "re-scaled")
     small = rescale_compact(net, scale)
-    from training.train import save_weights
+    from .train import save_weights
 
     out = Path(dest)
     save_weights(small, out, {"arch": ARCH, "rescaled_from": str(source), "format": "pt"})

@@ -1,5 +1,5 @@
 """How much of the quality goal a model's coefficients and more inference could still give: the quality
-figure of :mod:`training.evaluate` (mid-level input, PSNR gain of the luma over bicubic), again
+figure of :mod:`mmrealsr_training.evaluate` (mid-level input, PSNR gain of the luma over bicubic), again
 
 - with self-ensembles: the model run on the input's flips and rotations, outputs turned back and averaged
   (x2: identity and horizontal flip; x8: the eight symmetries of the square), at the automatic coefficients;
@@ -9,7 +9,7 @@ figure of :mod:`training.evaluate` (mid-level input, PSNR gain of the luma over 
 When even the last column stays under the goal, the generator is the limit, not the estimator or the
 amount of inference. Run as::
 
-    python -m training.headroom --model NAME_OR_PATH --photos DIR [--grid 6] [--crop 256]
+    python -m mmrealsr_training.headroom --model NAME_OR_PATH --photos DIR [--grid 6] [--crop 256]
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import torch
 
 from mmrealsr_video.errors import InputError
 from mmrealsr_video.model import ModulatedModel
-from training.evaluate import (
+
+from .evaluate import (
     PSNR_GAIN_GOAL_DB,
     _read_crop,
     bicubic_upscale,
@@ -161,7 +162,7 @@ def headroom(
     max_images: int | None = None,
 ) -> HeadroomReport:
     """The figures of :data:`COLUMNS` for each photograph of ``photos_dir`` (same crops, inputs and
-    PSNR as ``training.evaluate``).
+    PSNR as ``mmrealsr_training.evaluate``).
 
     Raises:
         InputError: a bad crop, grid or max_images, no photographs, or none large enough for the crop.
@@ -187,7 +188,7 @@ def headroom(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: print the headroom table of a model on held-out photographs."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.headroom",
+        prog="python -m mmrealsr_training.headroom",
         description="The evaluation's quality figure with self-ensembles and per-photo oracle coefficients: "
         "how far better coefficients or more inference could take a model.",
     )

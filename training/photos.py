@@ -4,7 +4,7 @@ Sources: the photographs bundled in scikit-image's wheel, and the photographic w
 packages fetched with ``apt-get download``. Images are downscaled to a long side of at most 1024 px, written
 as PNG into ``train/`` and ``heldout/`` (a fixed, hash-based split) with a ``manifest.json``::
 
-    python -m training.photos --out data/photos
+    python -m mmrealsr_training.photos --out data/photos
 """
 
 from __future__ import annotations
@@ -584,8 +584,8 @@ def build_photo_set(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m training.photos --out data/photos``."""
-    parser = argparse.ArgumentParser(prog="python -m training.photos", description=__doc__.splitlines()[0])
+    """Command line: ``python -m mmrealsr_training.photos --out data/photos``."""
+    parser = argparse.ArgumentParser(prog="python -m mmrealsr_training.photos", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--out", type=Path, required=True, help="output folder (train/, heldout/, manifest.json)"
     )

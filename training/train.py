@@ -34,7 +34,8 @@ from mmrealsr_video.errors import CheckpointError, MMRealSRVideoError, OutputErr
 from mmrealsr_video.files import atomic_output
 from mmrealsr_video.model import load_model
 from mmrealsr_video.models import ARCHITECTURES, ModulatedNet
-from training.config import (
+
+from .config import (
     ConfigError,
     DegradationConfig,
     ModelConfig,
@@ -43,10 +44,10 @@ from training.config import (
     load_config,
     resolve_paths,
 )
-from training.dataset import ImageFolder, PatchSampler, SamplePool
-from training.degradations import synthesize
-from training.discriminator import UNetDiscriminatorSN
-from training.losses import (
+from .dataset import ImageFolder, PatchSampler, SamplePool
+from .degradations import synthesize
+from .discriminator import UNetDiscriminatorSN
+from .losses import (
     EstimatorOutputs,
     estimator_losses,
     estimator_stats,
@@ -54,7 +55,7 @@ from training.losses import (
     gan_loss,
     knob_losses,
 )
-from training.perceptual import PerceptualLoss
+from .perceptual import PerceptualLoss
 
 __all__ = [
     "STATE_FILE",
@@ -207,7 +208,7 @@ def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path}: cannot read the training state ({str(e).splitlines()[0][:200]})"
         ) from None
     if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
-        raise CheckpointError(f"{path}: not a training state written by training.train")
+        raise CheckpointError(f"{path}: not a training state written by mmrealsr_training.train")
     if state.get("version") != _STATE_VERSION:
         raise CheckpointError(
             f"{path}: training state version {state.get('version')}, expected {_STATE_VERSION}"
@@ -268,7 +269,7 @@ class _LogFile:
         self.handler = logging.FileHandler(path, encoding="utf-8")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self.handler.setLevel(logging.INFO)
-        self.loggers = [logging.getLogger("training"), logging.getLogger("mmrealsr_video")]
+        self.loggers = [logging.getLogger("mmrealsr_training"), logging.getLogger("mmrealsr_video")]
         self.levels = [lg.level for lg in self.loggers]
 
     def __enter__(self) -> _LogFile:
@@ -788,7 +789,7 @@ class Trainer:
     def _prepare_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir.mkdir(exist_ok=True)
-        header = f"configuration used by training.train ({time.strftime('%Y-%m-%d %H:%M:%S')})"
+        header = f"configuration used by mmrealsr_training.train ({time.strftime('%Y-%m-%d %H:%M:%S')})"
         text = dump_config(self.cfg, header=header)
         _atomic_write(self.run_dir / "config.toml", lambda p: p.write_text(text, encoding="utf-8"))
         metrics = self.run_dir / "metrics.jsonl"

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from mmrealsr_training.degradations import degrade_fixed
+from mmrealsr_training.evaluate import luma, psnr
 from skimage import data as skdata
 
 from mmrealsr_video import load_model
 from mmrealsr_video.model import BUNDLED_MODELS, bundled_model_path
-from training.degradations import degrade_fixed
-from training.evaluate import luma, psnr
 
 SCALES = {"default": 4, "compact-x4": 4, "compact-x2": 2}
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from mmrealsr_video.models.compact import CompactConfig
-from mmrealsr_video.models.mmrrdbnet import MMRRDBNetConfig
-from training.config import (
+from mmrealsr_training.config import (
     ConfigError,
     DataConfig,
     ModelConfig,
@@ -19,7 +16,10 @@ from training.config import (
     load_config,
     resolve_paths,
 )
-from training.degradations import DegradationConfig
+from mmrealsr_training.degradations import DegradationConfig
+
+from mmrealsr_video.models.compact import CompactConfig
+from mmrealsr_video.models.mmrrdbnet import MMRRDBNetConfig
 
 CONFIGS = Path(__file__).parents[2] / "training" / "configs"
 

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from mmrealsr_video.errors import InputError
-from training._kernels import Kernel, fft_filter, kernel_stack
-from training.degradations import (
+from mmrealsr_training._kernels import Kernel, fft_filter, kernel_stack
+from mmrealsr_training.degradations import (
     COPY_NAMES,
     DEGRADED_COPIES,
     DegradationConfig,
@@ -24,6 +22,8 @@ from training.degradations import (
     synthesize,
     usm_sharpen,
 )
+
+from mmrealsr_video.errors import InputError
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -371,7 +371,7 @@ def test_degrade_fixed_is_monotone_in_blur_and_noise(gt: torch.Tensor) -> None:
 
 
 def test_axis_anchors_leave_the_other_copies_unchanged() -> None:
-    from training.degradations import AXIS_ANCHORS, DegradationConfig, synthesize
+    from mmrealsr_training.degradations import AXIS_ANCHORS, DegradationConfig, synthesize
 
     gt = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     cfg = DegradationConfig(usm_radius=2)

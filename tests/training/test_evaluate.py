@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from mmrealsr_training import evaluate as ev
 
 from mmrealsr_video.errors import InputError
 from mmrealsr_video.model import ModulatedModel
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
 from tests.training.conftest import PHOTO_NAMES
-from training import evaluate as ev
 
 CROP = 64
 PHOTOS = PHOTO_NAMES

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from mmrealsr_training.grow import grow_compact, layer_positions, rescale_compact
 from safetensors.torch import save_file
 
 from mmrealsr_video.errors import InputError
@@ -16,7 +17,6 @@ from mmrealsr_video.model import load_model
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
 from mmrealsr_video.models.mmrrdbnet import MMRRDBNet
 from training.__main__ import main
-from training.grow import grow_compact, layer_positions, rescale_compact
 
 from .test_train import TINY_RRDB
 

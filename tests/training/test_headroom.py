@@ -1,5 +1,5 @@
 """Tests of the headroom diagnostic: the symmetries and their inverses, the self-ensemble on a model that
-is exactly equivariant and on one that is not, and agreement with ``training.evaluate``'s quality figure
+is exactly equivariant and on one that is not, and agreement with ``mmrealsr_training.evaluate``'s quality figure
 for the bundled model on real photographs."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmrealsr_training import evaluate as ev
+from mmrealsr_training import headroom as hr
 
 from mmrealsr_video.errors import InputError
 from mmrealsr_video.model import ModulatedModel, load_model
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
-from training import evaluate as ev
-from training import headroom as hr
 
 CROP = 64
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from training import evaluate as E
-from training.losses import flat_weights, knob_losses, residual_noise_energy, sharpness_energy
+from mmrealsr_training import evaluate as E
+from mmrealsr_training.losses import flat_weights, knob_losses, residual_noise_energy, sharpness_energy
 
 
 def _scene(size: int = 64) -> torch.Tensor:

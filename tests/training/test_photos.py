@@ -8,8 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from training.photos import (
+from mmrealsr_training.photos import (
     DEBIAN_PACKAGES,
     DEBIAN_PHOTOS,
     HELDOUT_KEYS,

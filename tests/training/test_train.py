@@ -15,13 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
-
-from mmrealsr_video.model import load_model
-from mmrealsr_video.models.compact import CompactConfig, CompactNet
-from mmrealsr_video.models.mmrrdbnet import MMRRDBNet, MMRRDBNetConfig
-from training.__main__ import main
-from training.config import (
+from mmrealsr_training.config import (
     ConfigError,
     DataConfig,
     GANConfig,
@@ -32,10 +26,16 @@ from training.config import (
     TrainConfig,
     dump_config,
 )
-from training.dataset import DatasetError, ImageFolder, PatchSampler, SamplePool
-from training.degradations import DegradationConfig
-from training.perceptual import VGG19_LAYERS, PerceptualLoss, VGG19Features
-from training.train import STATE_FILE, Trainer, copies_l1, read_state, train
+from mmrealsr_training.dataset import DatasetError, ImageFolder, PatchSampler, SamplePool
+from mmrealsr_training.degradations import DegradationConfig
+from mmrealsr_training.perceptual import VGG19_LAYERS, PerceptualLoss, VGG19Features
+from mmrealsr_training.train import STATE_FILE, Trainer, copies_l1, read_state, train
+from safetensors.torch import save_file
+
+from mmrealsr_video.model import load_model
+from mmrealsr_video.models.compact import CompactConfig, CompactNet
+from mmrealsr_video.models.mmrrdbnet import MMRRDBNet, MMRRDBNetConfig
+from training.__main__ import main
 
 TINY_COMPACT = CompactConfig(num_feat=16, num_conv=4, embed_dim=16, est_feats=(8, 16), est_hidden=16)
 TINY_RRDB = MMRRDBNetConfig(
@@ -202,7 +202,7 @@ def test_resume_continues_exactly(images: Path, tmp_path: Path, workers: int) ->
 def test_slim_state_carries_a_run_without_its_pool(
     images: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """`python -m training slim-state`: the state without its sample pool resumes the same weights,
+    """`python -m mmrealsr_training slim-state`: the state without its sample pool resumes the same weights,
     EMA, optimiser and step; only the pool fills afresh (so the steps after it differ)."""
     cfg = full_synthesis_config(images, pool=4, steps=5, checkpoint_every=3)
     first = Trainer(
@@ -219,7 +219,7 @@ def test_slim_state_carries_a_run_without_its_pool(
     for k, v in a["params_ema"].items():
         assert torch.equal(v, b["params_ema"][k]), k
 
-    with caplog.at_level(logging.INFO, logger="training.train"):
+    with caplog.at_level(logging.INFO, logger="mmrealsr_training.train"):
         resumed = Trainer(cfg, tmp_path / "b", resume=slim, progress=False)
     assert "fills up afresh" in caplog.text
     assert resumed.step == 3 and len(resumed.pool) == 0
@@ -636,7 +636,7 @@ def test_freeze_generator_trains_the_estimator_alone(
         optim=dataclasses.replace(cfg.optim, freeze_generator=True),
         loss=dataclasses.replace(cfg.loss, knob_weight=0.1),
     )
-    with caplog.at_level(logging.WARNING, logger="training.train"):
+    with caplog.at_level(logging.WARNING, logger="mmrealsr_training.train"):
         trainer = Trainer(cfg, tmp_path / "est", progress=False)
     assert "frozen generator without model.init_from" in caplog.text
     assert "knob_weight is ignored" in caplog.text
@@ -675,7 +675,7 @@ def test_init_estimator_from_copies_the_estimator_into_a_new_wider_network(
         model=ModelConfig(arch="compact", net=wider, init_estimator_from=str(src_path)),
         optim=dataclasses.replace(base.optim, freeze_estimator=True),
     )
-    with caplog.at_level(logging.INFO, logger="training.train"):
+    with caplog.at_level(logging.INFO, logger="mmrealsr_training.train"):
         trainer = Trainer(cfg, tmp_path / "wide", progress=False)
     assert f"estimator from {src_path}" in caplog.text
     assert "random initial weights" not in caplog.text
