@@ -23,10 +23,10 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmrealsr_video import load_model
-from mmrealsr_video.analysis import AnalysisConfig, analyze_frames
+from mmrealsr_video.analysis.scenes import SceneDetector, SceneDetectorConfig
+from mmrealsr_video.analysis.streaming import AnalysisConfig, analyze_frames
+from mmrealsr_video.io.source import decoded_frames, open_source
 from mmrealsr_video.models.mmrrdbnet import MMRRDBNet
-from mmrealsr_video.scenes import SceneDetector, SceneDetectorConfig
-from mmrealsr_video.video import iter_frames
 from tests.media import Scene, photos, write_clip
 
 
@@ -60,7 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mkv"
         cuts = write_clip(path, scenes, size=(w, h))
-        frames = list(iter_frames(path))
+        frames = list(decoded_frames(open_source(path)))
     n = len(frames)
     cfg = AnalysisConfig()
 

@@ -25,9 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmrealsr_video import load_model
-from mmrealsr_video.pipeline import RestoreSettings, restore_video
-from mmrealsr_video.video import iter_frames
+from mmrealsr_video import RestoreSettings, load_model, restore_video
+from mmrealsr_video.io.source import decoded_frames, open_source
 from tests.media import Scene, photos, write_clip
 
 
@@ -67,7 +66,7 @@ def main() -> None:
         make_clip(long_, args.lengths[1], (w, h))
 
         model = load_model(args.model, device=args.device)
-        frames = [torch.from_numpy(f.rgb).permute(2, 0, 1)[None].float() / 255 for f in iter_frames(short)]
+        frames = [torch.from_numpy(f.rgb).permute(2, 0, 1)[None].float() / 255 for f in decoded_frames(open_source(short))]
         c = torch.full((1, 2), 0.5)
         model.restore(frames[0], c)
         if args.device.startswith("cuda"):

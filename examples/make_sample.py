@@ -17,7 +17,7 @@ import torch
 from mmrealsr_training.degradations import degrade_fixed
 from skimage import data
 
-from mmrealsr_video.images import from_tensor, write_image
+from mmrealsr_video.io.images import from_tensor, write_image
 
 OUT = Path(__file__).with_name("sample.png")
 

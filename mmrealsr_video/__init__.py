@@ -1,23 +1,43 @@
 """mmrealsr-video: restore old and degraded video with MM-RealSR.
 
-The public API: ``load_model`` returns a ``ModulatedModel`` with ``estimate(x)`` (blur, noise in
-[0, 1] per image) and ``restore(x, coeffs)`` (the modulated generator, per-sample coefficients);
-``analyze`` turns a video into a ``CoefficientTrack`` (scenes, estimates, per-frame coefficients),
-``apply_keyframes`` / ``apply_fixed`` apply the user's overrides to a track.
+The Python API, one function per job:
+
+- :func:`restore_video` (a video file or an image sequence, settings in :class:`RestoreSettings`,
+  the encoder's in :class:`EncodeSettings`) and :func:`restore_image` (one picture,
+  :class:`ImageSettings`);
+- :func:`analyze`: a video's :class:`CoefficientTrack` (scenes, estimates, per-frame coefficients),
+  to edit, plot (:func:`plot_track`) or restore with later; :func:`apply_keyframes` /
+  :func:`apply_fixed` apply the user's overrides to a track;
+- :func:`load_model`: a :class:`ModulatedModel` with ``estimate(x)`` (blur, noise in [0, 1] per
+  image) and ``restore(x, coeffs)`` (the modulated generator, per-sample coefficients).
+
+The packages below follow a frame: ``io`` (sources, sinks, colour), ``analysis`` (scenes,
+estimates), ``plan`` (track, keyframes, the coefficient resolver), ``models``; ``engine`` wires them.
 """
 
-from mmrealsr_video.analysis import analyze
+from mmrealsr_video.engine import ImageSummary, RestoreSummary, analyze, restore_image, restore_video
 from mmrealsr_video.errors import (
     CheckpointError,
     InputError,
     MMRealSRVideoError,
     OutputError,
+    SettingsError,
     UnknownArchitectureError,
     UnsafeCheckpointError,
 )
-from mmrealsr_video.keyframes import Keyframes, apply_fixed, apply_keyframes, parse_keyframes
-from mmrealsr_video.model import BUNDLED_MODELS, ModulatedModel, load_model
-from mmrealsr_video.track import CoefficientTrack, FrameCoefficients, plot_track
+from mmrealsr_video.models import BUNDLED_MODELS, ModulatedModel, load_model
+from mmrealsr_video.plan import (
+    CoefficientTrack,
+    CoefficientValue,
+    FrameCoefficients,
+    Keyframes,
+    apply_fixed,
+    apply_keyframes,
+    parse_coefficient,
+    parse_keyframes,
+    plot_track,
+)
+from mmrealsr_video.settings import EncodeSettings, ImageSettings, RestoreSettings
 
 __version__ = "0.1.0"
 
@@ -25,12 +45,19 @@ __all__ = [
     "BUNDLED_MODELS",
     "CheckpointError",
     "CoefficientTrack",
+    "CoefficientValue",
+    "EncodeSettings",
     "FrameCoefficients",
+    "ImageSettings",
+    "ImageSummary",
     "InputError",
     "Keyframes",
     "MMRealSRVideoError",
     "ModulatedModel",
     "OutputError",
+    "RestoreSettings",
+    "RestoreSummary",
+    "SettingsError",
     "UnknownArchitectureError",
     "UnsafeCheckpointError",
     "__version__",
@@ -38,6 +65,9 @@ __all__ = [
     "apply_fixed",
     "apply_keyframes",
     "load_model",
+    "parse_coefficient",
     "parse_keyframes",
     "plot_track",
+    "restore_image",
+    "restore_video",
 ]

@@ -8,13 +8,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from mmrealsr_video import __version__
-from mmrealsr_video.coefficients import COEFFICIENT_NAMES, parse_coefficient
-from mmrealsr_video.errors import InputError, MMRealSRVideoError, OutputError
-from mmrealsr_video.model import PRECISIONS, precision_dtype
+from mmrealsr_video.errors import InputError, MMRealSRVideoError, OutputError, SettingsError
+from mmrealsr_video.models.loader import PRECISIONS, precision_dtype
+from mmrealsr_video.plan.coefficients import COEFFICIENT_NAMES, parse_coefficient
 
 __all__ = ["main"]
 
@@ -34,7 +35,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.input is not None:
         return _info_input(args.input)
 
-    from mmrealsr_video.model import BUNDLED_MODELS, bundled_model_path
+    from mmrealsr_video.models.loader import BUNDLED_MODELS, bundled_model_path
 
     try:
         import vapoursynth
@@ -62,7 +63,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if path is None:
             print(f"  {name:10} missing ({fname} is not in this install)")
             continue
-        from mmrealsr_video.model import load_model
+        from mmrealsr_video.models.loader import load_model
 
         m = load_model(name)
         params = sum(p.numel() for p in m.net.parameters())
@@ -72,8 +73,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _info_input(source: str) -> int:
     """What ``restore`` would read: an image sequence's frames, size and bit depth, or a video's."""
-    from mmrealsr_video.images import read_image
-    from mmrealsr_video.sequences import find_sequence, is_sequence
+    from mmrealsr_video.io.images import read_image
+    from mmrealsr_video.io.sequences import find_sequence, is_sequence
 
     if is_sequence(source):
         seq = find_sequence(source)
@@ -87,7 +88,7 @@ def _info_input(source: str) -> int:
         return 0
     import av.error
 
-    from mmrealsr_video.video import Orientation, open_video, probe
+    from mmrealsr_video.io.video import Orientation, open_video, probe
 
     info = probe(source)
     container, stream = open_video(source)
@@ -110,54 +111,44 @@ def _info_input(source: str) -> int:
     return 0
 
 
-def _cmd_image(args: argparse.Namespace) -> int:
-    from mmrealsr_video.images import from_tensor, read_image, to_tensor, write_image
-    from mmrealsr_video.model import load_model
-
-    src, dst = Path(args.input), Path(args.output)
-    if dst.resolve() == src.resolve():
-        raise OutputError(f"{dst}: the output would overwrite the input")
-    if dst.exists() and not args.force:
-        raise OutputError(f"{dst}: already exists (pass --force to overwrite)")
-    if not dst.parent.is_dir():
-        raise OutputError(f"{dst.parent}: output folder does not exist")
-    blur = parse_coefficient(args.blur, field="--blur")
-    noise = parse_coefficient(args.noise, field="--noise")
+def _restore_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every restoring command shares (see :func:`_add_restore_arguments`)."""
     device = _device(args.device)
-    model = load_model(args.model, device=device, dtype=precision_dtype(args.precision, device))
-    rgb, alpha = read_image(src)
-    x = to_tensor(rgb)
-    t0 = time.perf_counter()
-    auto = model.estimate(x)[0].float().tolist()
-    coeffs = [v.resolve(a) for v, a in zip((blur, noise), auto, strict=True)]
-    y = model.restore(x, torch.tensor([coeffs]), tile=args.tile, tile_overlap=args.tile_overlap)
-    if args.outscale is not None and args.outscale != model.scale:
-        h, w = round(x.shape[2] * args.outscale), round(x.shape[3] * args.outscale)
-        y = torch.nn.functional.interpolate(
-            y.float(), size=(h, w), mode="bicubic", antialias=True, align_corners=False
-        )
-    out = from_tensor(y, rgb.dtype.type)
-    if alpha is not None:
-        import cv2
+    return {
+        "model": args.model,
+        "device": device,
+        "dtype": precision_dtype(args.precision, device),
+        "tile": args.tile,
+        "tile_overlap": args.tile_overlap,
+        "blur": parse_coefficient(args.blur, field="--blur"),
+        "noise": parse_coefficient(args.noise, field="--noise"),
+        "outscale": args.outscale,
+        "force": args.force,
+    }
 
-        alpha = cv2.resize(alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_LINEAR)
-    write_image(dst, out, alpha, force=args.force)
-    elapsed = time.perf_counter() - t0
+
+def _cmd_image(args: argparse.Namespace) -> int:
+    from mmrealsr_video.engine import restore_image
+    from mmrealsr_video.settings import ImageSettings
+
+    summary = restore_image(args.input, args.output, ImageSettings(**_restore_fields(args)))
+    r = summary.record
     desc = ", ".join(
-        f"{n} {c:.3f} (auto {a:.3f})" for n, c, a in zip(COEFFICIENT_NAMES, coeffs, auto, strict=True)
+        f"{n} {c:.3f} (auto {a:.3f})"
+        for n, c, a in zip(COEFFICIENT_NAMES, (r.blur, r.noise), (r.auto_blur, r.auto_noise), strict=True)
     )
+    (w, h), (ow, oh) = summary.input_size, summary.output_size
     print(
-        f"{src} -> {dst}: {rgb.shape[1]}x{rgb.shape[0]} -> {out.shape[1]}x{out.shape[0]}, {desc}, "
-        f"model {model.name} ({model.arch}) on {model.device}, {elapsed:.2f} s"
+        f"{args.input} -> {summary.output}: {w}x{h} -> {ow}x{oh}, {desc}, model {summary.model}, "
+        f"{summary.seconds:.2f} s"
     )
     return 0
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from mmrealsr_video.analysis import AnalysisConfig, analyze
-    from mmrealsr_video.plan import PlanConfig
-    from mmrealsr_video.scenes import SceneDetectorConfig
-    from mmrealsr_video.track import plot_track
+    from mmrealsr_video.analysis import AnalysisConfig, SceneDetectorConfig
+    from mmrealsr_video.engine import analyze
+    from mmrealsr_video.plan import PlanConfig, plot_track
 
     out = Path(args.output)
     if out.suffix.lower() not in (".json", ".csv"):
@@ -168,7 +159,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         raise OutputError(f"{args.plot}: the plot is written as .png")
     keyframes = None
     if args.keyframes is not None:
-        from mmrealsr_video.keyframes import parse_keyframes
+        from mmrealsr_video.plan import parse_keyframes
 
         keyframes = parse_keyframes(args.keyframes)  # validate before the long pass
     cuts = _read_cuts(args.cuts) if args.cuts else None
@@ -183,7 +174,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         args.input, args.model, config=config, cuts=cuts, device=device, progress=not args.quiet, fps=args.fps
     )
     if keyframes is not None:
-        from mmrealsr_video.keyframes import apply_keyframes
+        from mmrealsr_video.plan import apply_keyframes
 
         track = apply_keyframes(track, keyframes)
     track.save(out)
@@ -245,8 +236,9 @@ def _parse_time(text: str | None, field: str) -> float | None:
 
 def _cmd_restore(args: argparse.Namespace) -> int:
     from mmrealsr_video.analysis import AnalysisConfig
-    from mmrealsr_video.pipeline import EncodeSettings, RestoreSettings, restore_video
+    from mmrealsr_video.engine import restore_video
     from mmrealsr_video.plan import PlanConfig
+    from mmrealsr_video.settings import EncodeSettings, RestoreSettings
 
     options = {}
     for item in args.encoder_opt or []:
@@ -254,18 +246,10 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise InputError(f"--encoder-opt {item!r}: expected key=value")
         options[key] = value
-    device = _device(args.device)
-    blur = parse_coefficient(args.blur, field="--blur")
-    noise = parse_coefficient(args.noise, field="--noise")
+    fields = _restore_fields(args)
     settings = RestoreSettings(
-        model=args.model,
-        device=device,
-        dtype=precision_dtype(args.precision, device),
-        batch=args.batch or (4 if device.startswith("cuda") else 1),
-        tile=args.tile,
-        tile_overlap=args.tile_overlap,
-        blur=None if blur.kind == "auto" else blur,
-        noise=None if noise.kind == "auto" else noise,
+        **fields,
+        batch=args.batch if args.batch is not None else (4 if fields["device"].startswith("cuda") else 1),
         keyframes=args.keyframes,
         track=args.track,
         save_track=args.save_track,
@@ -273,11 +257,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         encode=EncodeSettings(
             codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, options=options
         ),
-        outscale=args.outscale,
         frames=_parse_frames(args.frames),
         start=_parse_time(args.start, "--start"),
         duration=_parse_time(args.duration, "--duration"),
-        force=args.force,
         progress=not args.quiet,
         fps=args.fps,
         image_format=args.image_format,
@@ -316,6 +298,15 @@ def _add_restore_arguments(p: argparse.ArgumentParser) -> None:
         "--outscale", type=float, default=None, help="final scale, by a high-quality resize after the model"
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+#: Settings fields whose flag is not ``--`` + the field's name with dashes.
+_FLAG_OF_FIELD = {"dtype": "--precision", "encode": "--codec"}
+
+
+def _flag(field: str) -> str:
+    """The command-line flag that sets a settings field."""
+    return _FLAG_OF_FIELD.get(field, "--" + field.replace("_", "-"))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -428,6 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
+    except SettingsError as e:  # the library names the field; the user typed a flag
+        print(f"mmrealsr-video: error: {_flag(e.field)} {e.problem}", file=sys.stderr)
+        return 1
     except MMRealSRVideoError as e:
         print(f"mmrealsr-video: error: {e}", file=sys.stderr)
         return 1

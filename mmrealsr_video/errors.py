@@ -8,6 +8,7 @@ __all__ = [
     "InputError",
     "MMRealSRVideoError",
     "OutputError",
+    "SettingsError",
     "UnknownArchitectureError",
     "UnsafeCheckpointError",
 ]
@@ -31,6 +32,17 @@ class UnsafeCheckpointError(CheckpointError):
 
 class InputError(MMRealSRVideoError, ValueError):
     """An input (tensor, file, option) is not of the form expected."""
+
+
+class SettingsError(InputError):
+    """A setting has a value it cannot take. ``field`` names the setting as the API spells it
+    (``batch``, ``tile_overlap``), so that each front can name it its own way (the CLI as ``--batch``);
+    ``problem`` says what is wrong (``must be at least 1, not 0``)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field} {problem}")
 
 
 class OutputError(MMRealSRVideoError, OSError):

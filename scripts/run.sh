@@ -13,7 +13,7 @@ if [ $# -gt 0 ]; then
 fi
 sample=examples/sample.mp4
 out=output/sample_x4.mp4
-if ! .venv/bin/python -c 'import sys; from mmrealsr_video.model import bundled_model_path; sys.exit(bundled_model_path("default") is None)'; then
+if ! .venv/bin/python -c 'import sys; from mmrealsr_video.models.loader import bundled_model_path; sys.exit(bundled_model_path("default") is None)'; then
     echo "The bundled default model is not in this checkout yet; here is what is installed:"
     exec "$exe" info
 fi

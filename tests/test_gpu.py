@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mmrealsr_video import load_model
-from mmrealsr_video.tiling import tiled_apply
+from mmrealsr_video.models.tiling import tiled_apply
 
 pytestmark = pytest.mark.gpu
 

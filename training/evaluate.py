@@ -60,7 +60,7 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 
 from mmrealsr_video.errors import InputError, OutputError
-from mmrealsr_video.model import ModulatedModel, load_model
+from mmrealsr_video.models.loader import ModulatedModel, load_model
 
 from .degradations import degrade_fixed
 

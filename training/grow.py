@@ -16,7 +16,7 @@ one in the manner of Net2Net (Chen et al., 2016), keeping its output exactly:
 The estimator is copied unchanged. The result is written in the released layout, so that
 ``model.init_from`` (and ``load_model``) read it like any checkpoint:
 
-    python -m mmrealsr_training grow mmrealsr_video/weights/compact-x4.safetensors runs/grown.safetensors \\
+    python -m mmrealsr_training grow mmrealsr_video/models/weights/compact-x4.safetensors runs/grown.safetensors \\
         --num-feat 64 --num-conv 16
     python -m mmrealsr_training grow default runs/context.safetensors --context-feat 32
 
@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.model import ModulatedModel, load_model
+from mmrealsr_video.models.loader import ModulatedModel, load_model
 from mmrealsr_video.models.compact import ARCH, CompactConfig, CompactNet
 
 __all__ = ["grow_compact", "grow_file", "layer_positions", "rescale_compact", "rescale_file"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.model import ModulatedModel
+from mmrealsr_video.models.loader import ModulatedModel
 
 from .evaluate import (
     PSNR_GAIN_GOAL_DB,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from mmrealsr_video.checkpoint import read_state_dict
+from mmrealsr_video.models.checkpoint import read_state_dict
 from mmrealsr_video.errors import CheckpointError
 
 __all__ = ["VGG19_LAYERS", "PerceptualLoss", "VGG19Features", "vgg19_widths"]

@@ -31,8 +31,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mmrealsr_video.errors import CheckpointError, MMRealSRVideoError, OutputError
-from mmrealsr_video.files import atomic_output
-from mmrealsr_video.model import load_model
+from mmrealsr_video.io.files import atomic_output
+from mmrealsr_video.models.loader import load_model
 from mmrealsr_video.models import ARCHITECTURES, ModulatedNet
 
 from .config import (
@@ -243,7 +243,7 @@ def slim_state(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> 
 
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Writes through :func:`mmrealsr_video.files.atomic_output` (fsynced: a crash never leaves a torn state)."""
+    """Writes through :func:`mmrealsr_video.io.files.atomic_output` (fsynced: a crash never leaves a torn state)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, fsync=True) as tmp:
         write(tmp)

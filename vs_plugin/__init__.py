@@ -10,7 +10,7 @@
     clip.set_output()
 
 The frames equal what ``mmrealsr-video restore`` produces for the same input, model and
-coefficients: both fronts convert with the same routine (``mmrealsr_video.colour``), restore with
+coefficients: both fronts convert with the same routine (``mmrealsr_video.io.colour``), restore with
 the same call (``ModulatedModel.restore_frames``) and take their coefficients from the same
 analysis (``StreamingAnalysis``) or track.
 
@@ -40,21 +40,25 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from mmrealsr_video.analysis import AnalysisConfig, StreamingAnalysis
-from mmrealsr_video.coefficients import CoefficientValue, parse_coefficient
-from mmrealsr_video.colour import (
+from mmrealsr_video.analysis import FetchedFrame, SequentialAnalysis
+from mmrealsr_video.errors import MMRealSRVideoError, SettingsError
+from mmrealsr_video.io.colour import (
     ColourDescription,
     planar_layout,
     planes_to_tensor,
     tensor_to_planes,
     to_rgb8,
 )
-from mmrealsr_video.errors import MMRealSRVideoError
-from mmrealsr_video.keyframes import apply_fixed_frame, apply_keyframes, parse_keyframes
-from mmrealsr_video.model import ModulatedModel, load_model, precision_dtype
-from mmrealsr_video.track import CoefficientTrack, FrameCoefficients
+from mmrealsr_video.models import ModulatedModel, load_model, precision_dtype
+from mmrealsr_video.plan import (
+    CoefficientResolver,
+    CoefficientTrack,
+    CoefficientValue,
+    parse_coefficient,
+    parse_keyframes,
+)
 
-__all__ = ["SCENE_MODES", "analyze", "mmrealsr"]
+__all__ = ["SCENE_MODES", "analyze", "get_prop", "mmrealsr"]
 
 log = logging.getLogger("vsmmrealsr")
 
@@ -118,37 +122,48 @@ def _layout(fmt: vs.VideoFormat, func: str) -> Any:
     return planar_layout(family, bits, sub_x=1 << sub[0], sub_y=1 << sub[1], floating=floating)
 
 
-def _int_prop(props: Any, name: str) -> int | None:
-    value = props.get(name)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+def get_prop[T: (int, float, bytes)](
+    props: Any, name: str, kind: type[T], default: T | None = None, *, func: str = "mmrealsr"
+) -> T | None:
+    """Frame prop ``name`` as ``kind`` (int, float or bytes), or ``default`` when absent.
+
+    A prop of another type raises instead of being guessed at (a float ``_Matrix`` or a string
+    ``_SceneChangePrev`` is a mistake upstream), naming the prop, its type and the function.
+
+    Raises:
+        vs.Error: the prop holds another type.
+    """
+    if name not in props:
+        return default
+    value = props[name]
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return kind(value)
+    if not ok:
+        raise _error(func, f"frame prop {name} holds {type(value).__name__} {value!r}, expected {kind.__name__}")
+    return value
 
 
 def _description(props: Any, fmt: vs.VideoFormat, height: int, n: int, func: str) -> ColourDescription:
-    """The frame's colour description from its props; YUV and GRAY need ``_Matrix``/``_Range``."""
+    """The frame's colour description from its props. What is untagged (no ``_Matrix`` or
+    ``_Matrix=2``, no range) gets the CLI's defaults for an untagged file (BT.601 below 720 lines,
+    BT.709 above; limited range, full for GRAY), with a warning logged once."""
     family = _FAMILIES[fmt.color_family]
-    matrix = _int_prop(props, "_Matrix")
-    colour_range = _int_prop(props, _RANGE_PROP)
-    if family == "yuv" and (matrix is None or matrix == 2):
-        what = "has no _Matrix prop" if matrix is None else "has _Matrix=2 (unspecified)"
-        raise _error(func, f"frame {n} {what}; set it, {_PROP_HELP['_Matrix']}")
-    if family in ("yuv", "gray") and colour_range not in (_RANGE_FULL, _RANGE_LIMITED):
-        what = f"no {_RANGE_PROP} prop" if colour_range is None else f"{_RANGE_PROP}={colour_range}"
-        raise _error(func, f"frame {n} has {what}; set it, {_PROP_HELP[_RANGE_PROP]}")
-    if family != "yuv" and (matrix is None or matrix in (0, 2) or matrix not in (1, 4, 5, 6, 7, 9)):
-        matrix = 6 if height < 720 else 1  # RGB/GRAY: only used if asked to code YUV, as the CLI
-    location = _int_prop(props, "_ChromaLocation")
-    primaries, transfer = _int_prop(props, "_Primaries"), _int_prop(props, "_Transfer")
+    matrix = get_prop(props, "_Matrix", int, func=func)
+    colour_range = get_prop(props, _RANGE_PROP, int, func=func)
+    if colour_range is not None and colour_range not in (_RANGE_FULL, _RANGE_LIMITED):
+        raise _error(func, f"frame {n} has {_RANGE_PROP}={colour_range}; set it, {_PROP_HELP[_RANGE_PROP]}")
+    if family != "yuv" and (matrix is None or matrix not in (1, 4, 5, 6, 7, 9)):
+        matrix = None  # RGB/GRAY: only used if asked to code YUV; the default, as the CLI
+    location = get_prop(props, "_ChromaLocation", int, func=func)
     try:
         return ColourDescription.from_codes(
-            matrix=int(matrix),  # type: ignore[arg-type]
-            full_range=colour_range == _RANGE_FULL if family != "rgb" else False,
-            primaries=primaries,
-            transfer=transfer,
+            matrix=matrix,
+            full_range=None if colour_range is None or family == "rgb" else colour_range == _RANGE_FULL,
+            height=height,
+            gray=family == "gray",
+            primaries=get_prop(props, "_Primaries", int, func=func),
+            transfer=get_prop(props, "_Transfer", int, func=func),
             chroma_location=location + 1 if location is not None else None,
             where=f"frame {n}",
         )
@@ -160,10 +175,10 @@ def _planes(frame: vs.VideoFrame) -> list[np.ndarray]:
     return [np.asarray(frame[p]) for p in range(frame.format.num_planes)]
 
 
-def _frame_time(props: Any, n: int, fps: Fraction | None) -> float:
-    t = props.get("_AbsoluteTime")
-    if isinstance(t, int | float):
-        return float(t)
+def _frame_time(props: Any, n: int, fps: Fraction | None, func: str) -> float:
+    t = get_prop(props, "_AbsoluteTime", float, func=func)
+    if t is not None:
+        return t
     return float(n / fps) if fps else n / 25.0
 
 
@@ -174,91 +189,44 @@ def _fps(clip: vs.VideoNode) -> Fraction | None:
 # --- the analysis inside the filter ----------------------------------------------------------------
 
 
-class _Analysis:
-    """Reads the clip in order as far as needed and keeps every frame's record (thread-safe)."""
+def _analysis(
+    clip: vs.VideoNode, model: ModulatedModel, scenes: str | Sequence[int], device: torch.device, func: str
+) -> SequentialAnalysis:
+    """The analysis of ``clip``, reading frames in order as far as the frames asked for need."""
+    fps = _fps(clip)
+    layout = _layout(clip.format, func)
+    mode: str | Sequence[int] = scenes
+    if mode == "auto":
+        first = clip.get_frame(0).props
+        mode = "props" if ("_SceneChangePrev" in first or "_SceneChangeNext" in first) else "detect"
+    cuts: Sequence[int] | None
+    if mode == "detect":
+        cuts = None
+    elif mode in ("props", "none"):
+        cuts = []  # props: the cuts arrive with the frames
+    else:
+        cuts = [int(c) for c in mode]
+    log.info("analysis: scenes from %s", mode if isinstance(mode, str) else "the given cuts")
+    cut_next = [False]  # the previous frame said _SceneChangeNext
 
-    def __init__(
-        self,
-        clip: vs.VideoNode,
-        model: ModulatedModel,
-        scenes: str | Sequence[int],
-        config: AnalysisConfig,
-        device: torch.device,
-        func: str,
-    ) -> None:
-        self._clip = clip
-        self._model = model
-        self._scenes = scenes
-        self._config = config
-        self._device = device
-        self._func = func
-        self._fps = _fps(clip)
-        self._layout = _layout(clip.format, func)
-        self._lock = threading.Lock()
-        self._records: list[FrameCoefficients | None] = [None] * clip.num_frames
-        self._next = 0
-        self._stream: StreamingAnalysis | None = None
-        self._props_mode = False
-        self._cut_next = False  # the previous frame said _SceneChangeNext
-
-    def record(self, n: int) -> FrameCoefficients:
-        rec = self._records[n]
-        if rec is not None:
-            return rec
-        with self._lock:
-            while self._records[n] is None:
-                self._step()
-        rec = self._records[n]
-        assert rec is not None
-        return rec
-
-    def track(self) -> CoefficientTrack:
-        self.record(len(self._records) - 1)  # reads the whole clip
-        frames = tuple(r for r in self._records if r is not None)
-        fps = float(self._fps) if self._fps else None
-        return CoefficientTrack(frames, model=self._model.name, fps=fps)
-
-    def _start(self, props: Any) -> StreamingAnalysis:
-        fps = float(self._fps) if self._fps else None
-        mode = self._scenes
-        if mode == "auto":
-            mode = "props" if ("_SceneChangePrev" in props or "_SceneChangeNext" in props) else "detect"
-        if mode == "props":
-            self._props_mode = True
-            cuts: Sequence[int] | None = []
-        elif mode == "detect":
-            cuts = None
-        elif mode == "none":
-            cuts = []
-        else:
-            cuts = [int(c) for c in mode]
-        log.info("analysis: scenes from %s", mode if isinstance(mode, str) else "the given cuts")
-        return StreamingAnalysis(self._model, self._config, fps=fps, cuts=cuts)
-
-    def _step(self) -> None:
-        n = self._next
-        frame = self._clip.get_frame(n)
+    def fetch(n: int) -> FetchedFrame:
+        frame = clip.get_frame(n)
         props = frame.props
-        if self._stream is None:
-            self._stream = self._start(props)
         cut = False
-        if self._props_mode:
-            prev, following = _int_prop(props, "_SceneChangePrev"), _int_prop(props, "_SceneChangeNext")
+        if mode == "props":
+            prev = get_prop(props, "_SceneChangePrev", int, func=func)
+            following = get_prop(props, "_SceneChangeNext", int, func=func)
             if prev is None and following is None:
-                raise _error(
-                    self._func,
-                    f"scenes='props' but frame {n} has neither _SceneChangePrev nor _SceneChangeNext",
-                )
-            cut = bool(prev) or self._cut_next
-            self._cut_next = bool(following)
-        desc = _description(props, frame.format, frame.height, n, self._func)
-        rgb, _ = planes_to_tensor(_planes(frame), self._layout, desc, device=self._device)
-        settled = self._stream.push(n, _frame_time(props, n, self._fps), to_rgb8(rgb), cut=cut)
-        self._next = n + 1
-        if self._next == len(self._records):
-            settled += self._stream.finish()
-        for rec in settled:
-            self._records[rec.index] = rec
+                raise _error(func, f"scenes='props' but frame {n} has neither _SceneChangePrev nor _SceneChangeNext")
+            cut = bool(prev) or cut_next[0]
+            cut_next[0] = bool(following)
+        desc = _description(props, frame.format, frame.height, n, func)
+        rgb, _ = planes_to_tensor(_planes(frame), layout, desc, device=device)
+        return FetchedFrame(to_rgb8(rgb), _frame_time(props, n, fps, func), cut)
+
+    return SequentialAnalysis(
+        fetch, clip.num_frames, model, fps=float(fps) if fps else None, cuts=cuts
+    )
 
 
 # --- restoration -------------------------------------------------------------------------------
@@ -367,17 +335,12 @@ def _load(
         raise _error(func, str(e)) from None
 
 
-def _size(
-    clip: vs.VideoNode, fmt: vs.VideoFormat, model_scale: int, scale: float | None, func: str
-) -> tuple[int, int]:
-    if scale is None:
-        return clip.height * model_scale, clip.width * model_scale
-    if not 0 < scale <= 16:
-        raise _error(func, f"scale must be in (0, 16], not {scale}")
-    mw, mh = 1 << fmt.subsampling_w, 1 << fmt.subsampling_h
-    # The CLI's rule (even sizes) for subsampled formats; the format's own multiple otherwise.
-    w, h = round(clip.width * scale), round(clip.height * scale)
-    w, h = max(mw, w + (-w) % mw), max(mh, h + (-h) % mh)
+def _size(clip: vs.VideoNode, fmt: vs.VideoFormat, model: ModulatedModel, scale: float | None, func: str) -> tuple[int, int]:
+    """(height, width) of the output: the engine's rule, rounded up to the format's subsampling."""
+    try:
+        w, h = model.output_size(clip.width, clip.height, scale, (1 << fmt.subsampling_w, 1 << fmt.subsampling_h))
+    except SettingsError as e:
+        raise _error(func, f"scale {e.problem}") from None
     return h, w
 
 
@@ -461,8 +424,8 @@ def mmrealsr(
     in_layout = _layout(clip.format, func)
     out_fmt = clip.format if format is None else vs.core.get_video_format(format)
     out_layout = _layout(out_fmt, func)
-    size = _size(clip, out_fmt, net.scale, scale, func)
-    records = _coefficient_source(clip, net, track, keyframes, scenes, func)
+    size = _size(clip, out_fmt, net, scale, func)
+    resolver = _resolver(clip, net, track, keyframes, scenes, fixed_blur, fixed_noise, func)
     restorer = _Restorer(net, batch_size, num_streams, tile, tile_pad, size)
     n_frames = clip.num_frames
 
@@ -474,7 +437,7 @@ def mmrealsr(
             rgb, _ = planes_to_tensor(_planes(f), in_layout, desc, device=device)
             tensors.append(rgb)
             descs.append(desc)
-            recs.append(apply_fixed_frame(records(n), fixed_blur, fixed_noise))
+            recs.append(resolver.record(n))
         coeffs = torch.tensor([[r.blur, r.noise] for r in recs], dtype=torch.float32)
         y = restorer.run(torch.stack(tensors), coeffs)
         return [(tensor_to_planes(y[j], descs[j], out_layout), descs[j], recs[j]) for j in range(len(frames))]
@@ -515,54 +478,41 @@ def mmrealsr(
     return vs.core.std.ModifyFrame(template, [template, *sources], select)
 
 
-def _coefficient_source(
+def _resolver(
     clip: vs.VideoNode,
     model: ModulatedModel,
     track: str | Path | CoefficientTrack | None,
     keyframes: str | Path | None,
     scenes: str | Sequence[int],
+    blur: CoefficientValue | None,
+    noise: CoefficientValue | None,
     func: str,
-) -> Callable[[int], FrameCoefficients]:
-    """frame number -> its record, from the track, the keyframed analysis or the analysis."""
+) -> CoefficientResolver:
+    """Frame number -> its record: from the track, or the analysis, with keyframes and fixed values."""
     if isinstance(scenes, str):
         if scenes not in SCENE_MODES:
-            raise _error(
-                func, f"scenes must be one of {', '.join(SCENE_MODES)} or a list of cuts, not {scenes!r}"
-            )
+            raise _error(func, f"scenes must be one of {', '.join(SCENE_MODES)} or a list of cuts, not {scenes!r}")
     elif not all(isinstance(c, int) and c >= 0 for c in scenes):
         raise _error(func, f"scenes: cuts must be frame numbers >= 0, got {list(scenes)!r}")
     try:
         keys = parse_keyframes(keyframes) if keyframes is not None else None
         if track is not None:
             loaded = track if isinstance(track, CoefficientTrack) else CoefficientTrack.load(track)
-            if len(loaded) != clip.num_frames:
-                raise _error(
-                    func,
-                    f"the track has {len(loaded)} frames but the clip has {clip.num_frames}; "
-                    "was it made from this clip?",
-                )
-            if loaded.model != model.name:
-                log.warning("the track was made with model %r, restoring with %r", loaded.model, model.name)
-            final = apply_keyframes(loaded, keys) if keys is not None else loaded
-            return final.frames.__getitem__
+            return CoefficientResolver.from_track(
+                loaded,
+                keyframes=keys,
+                blur=blur,
+                noise=noise,
+                model=model.name,
+                source="the clip",
+                frames=clip.num_frames,
+            )
+        analysis = _analysis(clip, model, scenes, model.device, func)
+        return CoefficientResolver.from_analysis(
+            analysis.record, whole=analysis.track, keyframes=keys, blur=blur, noise=noise
+        )
     except MMRealSRVideoError as e:
         raise _error(func, str(e)) from None
-    analysis = _Analysis(clip, model, scenes, AnalysisConfig(), model.device, func)
-    if keys is None:
-        return analysis.record
-    keyed: list[CoefficientTrack] = []
-    keyed_lock = threading.Lock()
-
-    def keyframed(n: int) -> FrameCoefficients:
-        with keyed_lock:
-            if not keyed:
-                try:
-                    keyed.append(apply_keyframes(analysis.track(), keys))
-                except MMRealSRVideoError as e:
-                    raise _error(func, str(e)) from None
-        return keyed[0].frames[n]
-
-    return keyframed
 
 
 def analyze(
@@ -593,9 +543,13 @@ def analyze(
     func = "mmrealsr.analyze"
     clip = _check_clip(clip, func)
     device = _device(device_index, func)
-    net = _load(model, device, precision_dtype(None, device), func)
-    records = _coefficient_source(clip, net, None, keyframes, scenes, func)
-    frames = tuple(records(n) for n in range(clip.num_frames))
+    # float32 everywhere, as the CLI's and the Python API's analysis: estimates must not depend on the front.
+    net = _load(model, device, torch.float32, func)
+    resolver = _resolver(clip, net, None, keyframes, scenes, None, None, func)
+    try:
+        frames = tuple(resolver.record(n) for n in range(clip.num_frames))
+    except MMRealSRVideoError as e:
+        raise _error(func, str(e)) from None
     fps = _fps(clip)
     result = CoefficientTrack(frames, model=net.name, fps=float(fps) if fps else None)
     if save is not None:

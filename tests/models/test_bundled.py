@@ -12,7 +12,7 @@ from mmrealsr_training.evaluate import luma, psnr
 from skimage import data as skdata
 
 from mmrealsr_video import load_model
-from mmrealsr_video.model import BUNDLED_MODELS, bundled_model_path
+from mmrealsr_video.models.loader import BUNDLED_MODELS, bundled_model_path
 
 SCALES = {"default": 4, "compact-x4": 4, "compact-x2": 2}
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from mmrealsr_training import evaluate as ev
 
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.model import ModulatedModel
+from mmrealsr_video.models.loader import ModulatedModel
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
 from tests.training.conftest import PHOTO_NAMES
 

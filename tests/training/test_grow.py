@@ -13,8 +13,8 @@ from mmrealsr_training.grow import grow_compact, layer_positions, rescale_compac
 from safetensors.torch import save_file
 
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.model import load_model
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
+from mmrealsr_video.models.loader import load_model
 from mmrealsr_video.models.mmrrdbnet import MMRRDBNet
 from training.__main__ import main
 

@@ -32,8 +32,8 @@ from mmrealsr_training.perceptual import VGG19_LAYERS, PerceptualLoss, VGG19Feat
 from mmrealsr_training.train import STATE_FILE, Trainer, copies_l1, read_state, train
 from safetensors.torch import save_file
 
-from mmrealsr_video.model import load_model
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
+from mmrealsr_video.models.loader import load_model
 from mmrealsr_video.models.mmrrdbnet import MMRRDBNet, MMRRDBNetConfig
 from training.__main__ import main
 

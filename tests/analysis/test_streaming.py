@@ -12,10 +12,11 @@ import pytest
 from scipy.stats import spearmanr
 
 from mmrealsr_video import load_model
-from mmrealsr_video.analysis import AnalysisConfig, analyze, select_crops
+from mmrealsr_video.analysis import AnalysisConfig, select_crops
+from mmrealsr_video.engine import analyze
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.plan import PlanConfig
-from mmrealsr_video.track import CoefficientTrack
+from mmrealsr_video.plan.aggregate import PlanConfig
+from mmrealsr_video.plan.track import CoefficientTrack
 from tests.media import Scene, photos, write_audio_only, write_clip, write_empty_video
 
 NOISE = [12.0, 0.0, 25.0, 6.0, 18.0]  # per scene, 0-255 scale; a fresh realisation every frame

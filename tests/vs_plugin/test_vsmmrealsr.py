@@ -17,11 +17,11 @@ import pytest
 vs = pytest.importorskip("vapoursynth")
 vsmmrealsr = pytest.importorskip("vsmmrealsr")
 
-from mmrealsr_video.analysis import analyze  # noqa: E402
-from mmrealsr_video.track import CoefficientTrack  # noqa: E402
+from mmrealsr_video import analyze  # noqa: E402
+from mmrealsr_video.plan.track import CoefficientTrack  # noqa: E402
 from tests.media import Scene, photos, write_clip  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "vapoursynth"
 VSPIPE = Path(sys.executable).with_name("vspipe")
 CLI = Path(sys.executable).with_name("mmrealsr-video")
@@ -127,6 +127,44 @@ def test_auto_example_equals_the_two_pass_analysis(clip3: tuple[Path, list[int]]
     for x, y in zip(planes_of_file(tmp_path / "auto.y4m"), planes_of_file(tmp_path / "two.y4m"), strict=True):
         for px, py in zip(x, y, strict=True):
             assert np.array_equal(px, py)
+
+
+@pytest.mark.slow
+def test_untagged_file_restores_as_the_cli_restores_it(tmp_path: Path) -> None:
+    """An untagged SD file (no matrix, no range, the common case for old footage) straight from
+    BestSource restores through vspipe, automatic coefficients, with the CLI's frames."""
+    path = tmp_path / "untagged.mkv"
+    p = photos()
+    write_clip(path, [Scene(p[3], 10, 1.0, 6.0), Scene(p[4], 8, 0.0, 0.0)], size=(64, 48), pix_fmt="yuv420p")
+    first = source(path).get_frame(0).props
+    assert first.get("_Matrix", 2) == 2  # untagged, as BestSource reads it
+    cli_out = tmp_path / "cli.mkv"
+    r = subprocess.run(
+        [str(CLI), "restore", str(path), str(cli_out), "--codec", "ffv1", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    y4m = tmp_path / "vs.y4m"
+    r = vspipe(EXAMPLES / "restore_auto.vpy", y4m, input=str(path))
+    assert r.returncode == 0, r.stderr
+    ours, theirs = planes_of_file(y4m), planes_of_file(cli_out)
+    assert len(ours) == len(theirs) == 18
+    for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        for pa, pb in zip(a, b, strict=True):
+            assert np.array_equal(pa, pb), f"frame {k} differs from the CLI's"
+
+
+def test_analyze_equals_the_python_api(clip3: tuple[Path, list[int]]) -> None:
+    """vsmmrealsr.analyze gives the track mmrealsr_video.analyze gives for the same file (float32
+    estimator on both fronts)."""
+    path, _ = clip3
+    ours = vsmmrealsr.analyze(source(path), device_index=None)
+    theirs = analyze(path)
+    assert [r.scene for r in ours.frames] == [r.scene for r in theirs.frames]
+    for name in ("raw_blur", "raw_noise", "auto_blur", "auto_noise", "blur", "noise"):
+        np.testing.assert_array_equal(ours.column(name), theirs.column(name))
 
 
 def test_keyframes_example_applies_the_keys(clip3: tuple[Path, list[int]], tmp_path: Path) -> None:
@@ -250,15 +288,27 @@ def test_bad_inputs_name_the_filter() -> None:
     with pytest.raises(vs.Error, match=r"mmrealsr: blur: expected a number"):
         vsmmrealsr.mmrealsr(core.std.BlankClip(format=vs.RGB24, length=2), blur="sharp")
     untagged = core.std.BlankClip(format=vs.YUV420P8, width=32, height=32, length=2, color=[60, 120, 140])
-    with pytest.raises(
-        vs.Error, match=r"mmrealsr: frame 0 has no _Matrix prop; set it, e\.g\. .*SetFrameProps"
-    ):
-        vsmmrealsr.mmrealsr(untagged, blur=0.5, noise=0.5).get_frame(0)
-    no_range = core.std.SetFrameProps(untagged, _Matrix=1)
-    with pytest.raises(vs.Error, match=r"mmrealsr: frame 1 has no _Range prop"):
-        vsmmrealsr.mmrealsr(no_range, blur=0.5, noise=0.5, scenes="none").get_frame(1)
+    wrong_type = core.std.SetFrameProps(untagged, _Matrix=1.0)
+    with pytest.raises(vs.Error, match=r"mmrealsr: frame prop _Matrix holds float 1\.0, expected int"):
+        vsmmrealsr.mmrealsr(wrong_type, blur=0.5, noise=0.5, scenes="none").get_frame(0)
     with pytest.raises(vs.Error, match=r"mmrealsr: scenes must be one of"):
-        vsmmrealsr.mmrealsr(no_range, scenes="sometimes")
+        vsmmrealsr.mmrealsr(untagged, scenes="sometimes")
+
+
+def test_untagged_clips_get_the_cli_defaults() -> None:
+    """No _Matrix (or _Matrix=2) and no range: BT.601 limited below 720 lines, as the CLI reads an
+    untagged file; BT.709 from 720 lines up."""
+    for height, matrix in ((32, 6), (720, 1)):
+        untagged = core.std.BlankClip(format=vs.YUV420P8, width=32, height=height, length=1, color=[60, 120, 140])
+        unspecified = core.std.SetFrameProps(untagged, _Matrix=2)
+        tagged = core.std.SetFrameProps(untagged, _Matrix=matrix, _Range=int(vs.RANGE_LIMITED))
+        out = [
+            vsmmrealsr.mmrealsr(c, blur=0.5, noise=0.5, scenes="none", scale=0.5).get_frame(0)
+            for c in (untagged, unspecified, tagged)
+        ]
+        for f in out[:2]:
+            assert all(np.array_equal(np.asarray(f[p]), np.asarray(out[2][p])) for p in range(3))
+            assert f.props["_Matrix"] == matrix
 
 
 def test_track_of_another_clip_is_refused(clip3: tuple[Path, list[int]], tmp_path: Path) -> None:

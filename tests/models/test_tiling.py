@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mmrealsr_video import load_model
-from mmrealsr_video import model as model_module
+from mmrealsr_video.models import loader as model_module
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
-from mmrealsr_video.tiling import DEFAULT_TILE_OVERLAP, tile_spans, tile_starts, tiled_apply
+from mmrealsr_video.models.tiling import DEFAULT_TILE_OVERLAP, tile_spans, tile_starts, tiled_apply
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:

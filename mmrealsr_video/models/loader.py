@@ -20,18 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrealsr_video.checkpoint import StateDict, read_state_dict, unwrap_state_dict
 from mmrealsr_video.errors import CheckpointError, InputError, UnknownArchitectureError
-from mmrealsr_video.models import ARCHITECTURES, ModulatedNet, closest_architecture
-from mmrealsr_video.tiling import DEFAULT_TILE_OVERLAP, tiled_apply
+from mmrealsr_video.models.checkpoint import StateDict, read_state_dict, unwrap_state_dict
+from mmrealsr_video.models.registry import ARCHITECTURES, ModulatedNet, closest_architecture
+from mmrealsr_video.models.tiling import DEFAULT_TILE_OVERLAP, tiled_apply
 
-__all__ = ["BUNDLED_MODELS", "ModulatedModel", "bundled_model_path", "load_model"]
+__all__ = ["BUNDLED_MODELS", "PRECISIONS", "ModulatedModel", "bundled_model_path", "load_model", "precision_dtype"]
 
 log = logging.getLogger(__name__)
 
 _WEIGHTS_DIR = Path(__file__).with_name("weights")
 
-#: Models that ship inside the package: name -> file in ``mmrealsr_video/weights`` (each with its model
+#: Models that ship inside the package: name -> file in ``mmrealsr_video/models/weights`` (each with its model
 #: card beside it, ``.md``). ``default`` is the x4 model, everywhere the default.
 BUNDLED_MODELS: dict[str, str] = {
     "default": "compact-x4.safetensors",
@@ -211,6 +211,17 @@ class ModulatedModel:
             raise InputError(f"coefficients must lie in [0, 1]; got {c.tolist()}")
         return c.expand(batch, 2).to(self.device, self.dtype)
 
+    def output_size(
+        self, width: int, height: int, outscale: float | None = None, multiple: tuple[int, int] = (1, 1)
+    ) -> tuple[int, int]:
+        """(width, height) of a restored ``width`` x ``height`` picture: times ``outscale`` (None:
+        the model's scale), rounded, then up to ``multiple`` (width, height); a 4:2:0 video needs
+        even sizes. Every front sizes its output with this one rule."""
+        scale = outscale if outscale is not None else self.scale
+        mw, mh = multiple
+        w, h = max(1, round(width * scale)), max(1, round(height * scale))
+        return max(mw, w + (-w) % mw), max(mh, h + (-h) % mh)
+
     def auto_tile(self, h: int, w: int, batch: int) -> int:
         """A tile side (input pixels) that keeps activations within a share of free memory; 0 = none needed."""
         per_px = float(getattr(self._modnet, "activation_elems_per_input_pixel", 64 * self.scale**2 * 4))
@@ -282,12 +293,15 @@ def load_model(
         raise InputError(f"device {dev} requested but CUDA is not available here")
     if dtype in (torch.float16, torch.bfloat16) and dev.type == "cpu":
         log.warning("%s on the CPU is slow and only for testing; use float32", dtype)
-    sd, name = _resolve(source)
-    arch_name, config = _detect(sd, name)
+    sd, name, where = _resolve(source)
+    arch_name, config = _detect(sd, where)
     arch = ARCHITECTURES[arch_name]
-    with torch.device("meta"):
-        net = arch.build(config)
-    _load_into(net, sd, name, arch_name)
+    try:
+        with torch.device("meta"):
+            net = arch.build(config)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{where}: the {arch_name} hyperparameters read from it do not make a model ({e})") from None
+    _load_into(net, sd, where, arch_name)
     net.eval().requires_grad_(False)
     net.to(dev, dtype)
     channels_last = dev.type == "cuda"
@@ -298,9 +312,11 @@ def load_model(
     )
 
 
-def _resolve(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[StateDict, str]:
+def _resolve(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[StateDict, str, str]:
+    """The state dict, the model's name (a bundled name or the file's name) and where it came from
+    (for messages: the file's path)."""
     if isinstance(source, Mapping):
-        return unwrap_state_dict(source), "state dict"
+        return unwrap_state_dict(source), "state dict", "state dict"
     s = os.fspath(source)
     if s in BUNDLED_MODELS:
         path = bundled_model_path(s)
@@ -308,18 +324,24 @@ def _resolve(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[StateD
             raise CheckpointError(
                 f"bundled model {s!r} is not present in this install ({_WEIGHTS_DIR / BUNDLED_MODELS[s]} missing)"
             )
-        return read_state_dict(path), s
+        return read_state_dict(path), s, str(path)
     p = Path(s).expanduser()
     if not p.exists() and os.sep not in s and "." not in s:
         raise CheckpointError(
             f"{s!r} is neither a bundled model ({', '.join(BUNDLED_MODELS)}) nor an existing file"
         )
-    return read_state_dict(p), p.name
+    return read_state_dict(p), p.name, str(p)
 
 
 def _detect(sd: StateDict, name: str) -> tuple[str, Any]:
     for arch in ARCHITECTURES.values():
-        config = arch.detect(sd)
+        try:
+            config = arch.detect(sd)
+        except CheckpointError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            # Key names of this architecture, shapes that make no model of it (e.g. an x5 upsampler).
+            raise CheckpointError(f"{name}: looks like a {arch.name} checkpoint but its tensors do not make one ({e})") from None
         if config is not None:
             return arch.name, config
     closest, score, missing, unexpected = closest_architecture(set(sd))

@@ -10,10 +10,9 @@ import av
 import numpy as np
 import pytest
 
-from mmrealsr_video import load_model
-from mmrealsr_video.errors import InputError, OutputError
-from mmrealsr_video.pipeline import EncodeSettings, RestoreSettings, restore_video
-from mmrealsr_video.track import CoefficientTrack
+from mmrealsr_video import EncodeSettings, RestoreSettings, load_model, restore_video
+from mmrealsr_video.errors import InputError, OutputError, SettingsError
+from mmrealsr_video.plan.track import CoefficientTrack
 from tests.media import Scene, packets, photos, write_audio_only, write_av_clip, write_clip, write_empty_video
 
 EXE = Path(sys.executable).with_name("mmrealsr-video")
@@ -150,8 +149,9 @@ def test_errors_are_typed(clip: Path, tmp_path: Path) -> None:
         restore_video(clip, clip, RestoreSettings(progress=False))
     with pytest.raises(InputError):
         restore_video(tmp_path / "absent.mkv", tmp_path / "x.mkv", RestoreSettings(progress=False))
-    with pytest.raises(InputError, match="--frames"):
+    with pytest.raises(SettingsError, match="^frames 10:5: expected") as e:
         RestoreSettings(frames=(10, 5))
+    assert e.value.field == "frames"  # the API's name; the CLI shows it as --frames
     assert load_model("default").scale == 4
 
 
@@ -218,7 +218,7 @@ def test_interlaced_input_is_flagged_in_the_log(tmp_path: Path, caplog: pytest.L
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-    with caplog.at_level("WARNING", logger="mmrealsr_video.pipeline"):
+    with caplog.at_level("WARNING", logger="mmrealsr_video.engine"):
         summary = restore_video(src, tmp_path / "out.mkv", RestoreSettings(progress=False))
     assert summary.frames == 4
     assert any("interlaced" in r.getMessage() for r in caplog.records)
@@ -253,7 +253,7 @@ def test_pictures_coded_in_the_restoring_thread_are_the_same(
 ) -> None:
     """A GPU run codes each picture to YUV on the GPU, in the restoring thread; a CPU run in the
     encode thread. Forced here on the CPU, the restoring-thread path writes the same frames."""
-    import mmrealsr_video.pipeline as pipeline
+    import mmrealsr_video.io.sink as sink_module
 
     encode = EncodeSettings(codec="ffv1", pix_fmt=pix_fmt)
     settings = RestoreSettings(progress=False, frames=(0, 8), encode=encode)
@@ -264,7 +264,7 @@ def test_pictures_coded_in_the_restoring_thread_are_the_same(
         calls.append(True)
         return True
 
-    monkeypatch.setattr(pipeline, "_code_in_producer", here)
+    monkeypatch.setattr(sink_module, "_code_in_producer", here)
     restore_video(clip, tmp_path / "b.mkv", settings)
     assert len(calls) == 8
     a, b = _frames(tmp_path / "a.mkv"), _frames(tmp_path / "b.mkv")
@@ -293,7 +293,7 @@ def test_frame_threaded_decoding_stops_early_without_hanging(tmp_path: Path) -> 
     child = f"""
 import threading, torch
 from mmrealsr_video import load_model
-from mmrealsr_video.video import open_video
+from mmrealsr_video.io.video import open_video
 model = load_model("default")
 def decode(stop_after):
     container, stream = open_video({str(path)!r})

@@ -1,13 +1,9 @@
-"""Decoding video files into RGB frames with their timestamps, sequentially (no seeking).
-
-The conversion from the stream's YUV to RGB is :func:`mmrealsr_video.colour.frame_to_tensor`, the
-one tested routine (the stream's matrix, range and chroma siting), as in the restoration pipeline.
-"""
+"""Video files: opening and probing them, a picture's display orientation, and the check that a
+decoded video is complete. Frames are read through :mod:`mmrealsr_video.io.source`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +13,6 @@ import av.error
 import numpy as np
 import torch
 
-from mmrealsr_video.colour import ColourDescription, frame_to_tensor, to_rgb8
 from mmrealsr_video.errors import InputError
 
 __all__ = [
@@ -26,8 +21,6 @@ __all__ = [
     "VideoInfo",
     "as_fraction",
     "check_complete",
-    "frame_to_rgb",
-    "iter_frames",
     "open_video",
     "probe",
 ]
@@ -185,17 +178,6 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def frame_to_rgb(
-    frame: av.VideoFrame, desc: ColourDescription | None = None, orientation: Orientation | None = None
-) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, converted with the frame's own colour description (or ``desc``) and
-    turned upright by ``orientation`` (the restore pipeline's analysis sees exactly this)."""
-    rgb, _ = frame_to_tensor(frame, desc or ColourDescription.from_frame(frame))
-    if orientation is not None:
-        rgb = orientation.apply(rgb)
-    return to_rgb8(rgb)
-
-
 def check_complete(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
@@ -228,45 +210,3 @@ def check_complete(
             f"{path}: the video ends after {end_time - start:.2f} s but the file declares {declared:.2f} s; "
             "it is truncated or damaged"
         )
-
-
-def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
-    """Yields every frame of the first video stream, in presentation order, as RGB, turned upright
-    when the stream carries a display rotation (see :class:`Orientation`).
-
-    Raises:
-        InputError: no such file, not a video, no video stream, no decodable frame, or a file that
-            breaks off (names the file and the last good frame).
-    """
-    container, stream = open_video(path)
-    index = 0
-    last_pts = None
-    desc: ColourDescription | None = None
-    orientation = Orientation()
-    try:
-        try:
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    pts_time = (
-                        (last_pts + 1 / float(stream.average_rate or 25)) if last_pts is not None else 0.0
-                    )
-                else:
-                    pts_time = (
-                        float(frame.pts * frame.time_base) if frame.time_base else float(frame.time or 0.0)
-                    )
-                last_pts = pts_time
-                if desc is None:
-                    desc = ColourDescription.from_frame(frame)
-                    orientation = Orientation.of(frame)
-                yield DecodedFrame(index, pts_time, frame_to_rgb(frame, desc, orientation))
-                index += 1
-        except av.error.FFmpegError as e:
-            raise InputError(
-                f"{path}: decoding failed after {index} frames ({e}); the file may be truncated"
-            ) from None
-        if index == 0:
-            raise InputError(f"{path}: the video stream holds no decodable frame")
-        rate = float(stream.average_rate) if stream.average_rate else 25.0
-        check_complete(container, stream, (last_pts or 0.0) + 1 / rate, path)
-    finally:
-        container.close()

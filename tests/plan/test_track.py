@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from mmrealsr_video.errors import InputError, OutputError
-from mmrealsr_video.track import FRAME_FIELDS, CoefficientTrack, FrameCoefficients, plot_track
+from mmrealsr_video.plan.plot import plot_track
+from mmrealsr_video.plan.track import FRAME_FIELDS, CoefficientTrack, FrameCoefficients
 
 AWKWARD = (0.1 + 0.2, 1 / 3, 2 / 3, 0.7 - 0.4, 1e-17, 1.0 - 2**-52)
 
@@ -218,7 +219,7 @@ def test_load_errors_for_missing_and_unknown_files(tmp_path: Path) -> None:
 
 
 def test_plot_is_written(tmp_path: Path) -> None:
-    from mmrealsr_video.keyframes import apply_keyframes, parse_keyframes
+    from mmrealsr_video.plan.keyframes import apply_keyframes, parse_keyframes
 
     track = make_track(n=120, cuts=(40, 85))
     keys = parse_keyframes("blur: 0=auto; 60|=0.8; 100~=0.3  noise: scene 1=+0.2; -1=0.05; 500=0.5")

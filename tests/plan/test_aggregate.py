@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.plan import PlanConfig, plan_auto, scene_ranges
+from mmrealsr_video.plan.aggregate import PlanConfig, plan_auto, scene_ranges
 
 
 def _samples(frames: int, every: int, value: object) -> dict[int, tuple[float, float]]:

@@ -16,10 +16,10 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from mmrealsr_video.coefficients import COEFFICIENT_NAMES, CoefficientValue, parse_coefficient
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.files import read_text
-from mmrealsr_video.track import CoefficientTrack, FrameCoefficients, Source
+from mmrealsr_video.io.files import read_text
+from mmrealsr_video.plan.coefficients import COEFFICIENT_NAMES, CoefficientValue, parse_coefficient
+from mmrealsr_video.plan.track import CoefficientTrack, FrameCoefficients, Source
 
 __all__ = [
     "INTERPOLATIONS",
@@ -30,6 +30,7 @@ __all__ = [
     "apply_fixed",
     "apply_fixed_frame",
     "apply_keyframes",
+    "key_positions",
     "parse_keyframes",
     "parse_position",
 ]
@@ -447,7 +448,7 @@ def _resolve(
     return sorted(points.values(), key=lambda q: q.pos), list(spans.values())
 
 
-def _key_positions(
+def key_positions(
     track: CoefficientTrack, keyframes: Keyframes
 ) -> dict[str, tuple[list[int], list[tuple[int, int]]]]:
     """For plotting: per coefficient, the frame positions of point keys and the scene-key spans."""

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from mmrealsr_video.analysis.scenes import SceneDetector, SceneDetectorConfig, normalize_cuts
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.scenes import SceneDetector, SceneDetectorConfig, normalize_cuts
-from mmrealsr_video.video import iter_frames
+from mmrealsr_video.io.source import decoded_frames, open_source
 from tests.media import Scene, photos, write_clip
 
 
 def _detect(path: Path, method: str, min_len: int = 12) -> list[int]:
     det = SceneDetector(SceneDetectorConfig(method=method, min_scene_len=min_len), fps=24)
     found: list[int] = []
-    for f in iter_frames(path):
+    for f in decoded_frames(open_source(path)):
         found += det.process_frame(f.index, f.rgb)
     return found + det.post_process()
 

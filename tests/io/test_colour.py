@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmrealsr_video.colour import (
+from mmrealsr_video.errors import InputError
+from mmrealsr_video.io.colour import (
     ColourDescription,
     frame_to_tensor,
     output_pix_fmt,
@@ -22,7 +23,6 @@ from mmrealsr_video.colour import (
     tag_codec_context,
     tensor_to_frame,
 )
-from mmrealsr_video.errors import InputError
 
 W, H = 64, 48
 # (Kr, Kb) as ITU-T H.273 gives them, independent of the module's table.

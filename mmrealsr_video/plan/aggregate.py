@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import median_filter, uniform_filter1d
 
-from mmrealsr_video.errors import InputError
+from mmrealsr_video.errors import InputError, SettingsError
 
 __all__ = ["PLAN_MODES", "PlanConfig", "plan_auto", "scene_ranges"]
 
@@ -40,9 +40,9 @@ class PlanConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in PLAN_MODES:
-            raise InputError(f"plan: mode must be one of {', '.join(PLAN_MODES)}, not {self.mode!r}")
+            raise SettingsError("mode", f"must be one of {', '.join(PLAN_MODES)}, not {self.mode!r}")
         if self.drift_window < 1:
-            raise InputError(f"plan: drift_window must be at least 1 frame, not {self.drift_window}")
+            raise SettingsError("drift_window", f"must be at least 1 frame, not {self.drift_window}")
 
 
 def scene_ranges(cuts: Sequence[int], frames: int) -> list[tuple[int, int]]:

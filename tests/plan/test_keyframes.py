@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.interpolate import PchipInterpolator
 
-from mmrealsr_video.coefficients import CoefficientValue, parse_coefficient
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.keyframes import (
+from mmrealsr_video.plan.coefficients import CoefficientValue, parse_coefficient
+from mmrealsr_video.plan.keyframes import (
     Key,
     Keyframes,
     KeyPosition,
@@ -22,9 +22,9 @@ from mmrealsr_video.keyframes import (
     parse_keyframes,
     parse_position,
 )
-from mmrealsr_video.track import CoefficientTrack, FrameCoefficients
+from mmrealsr_video.plan.track import CoefficientTrack, FrameCoefficients
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "keyframes"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "keyframes"
 
 
 def make_track(
@@ -263,7 +263,7 @@ def test_scene_key_covers_its_scene_and_others_interpolate_as_if_it_were_absent(
 def test_keys_outside_the_track_are_warned_about_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
     track = make_track(n=300)
     text = "blur: 0=0.2; 500=0.9; -400=0.9; 60s=0.9; 00:00:12.480=0.9; scene 9=0.9  noise: scene 7=0.1"
-    with caplog.at_level(logging.WARNING, logger="mmrealsr_video.keyframes"):
+    with caplog.at_level(logging.WARNING, logger="mmrealsr_video.plan.keyframes"):
         out = apply_keyframes(track, parse_keyframes(text))
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(messages) == 6, messages

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mmrealsr_video.coefficients import CoefficientValue, parse_coefficient
 from mmrealsr_video.errors import InputError
+from mmrealsr_video.plan.coefficients import CoefficientValue, parse_coefficient
 
 
 @pytest.mark.parametrize(

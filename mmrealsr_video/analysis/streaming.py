@@ -1,42 +1,31 @@
-"""Analysis: scene cuts and degradation estimates of a video, turned into a ``CoefficientTrack``.
+"""Streaming analysis: frames in order -> scene cuts and sampled estimates -> settled records.
 
 One sequential pass (no seeking). Each frame goes to the scene detector (a 64-px proxy); every
-``sample_every``-th frame, and the first frame of every scene, gives a few native-resolution crops
-to the estimator paired with the generator in use (estimation on full frames would cost as much
-as a large part of the generator; crops keep it to a small fraction, see
-``benchmarks/bench_analysis.py``). Crops are chosen among a 3x3 grid as the most textured ones
-(blur is invisible in flat areas); their estimates are averaged. The plan (``mmrealsr_video.plan``)
-then aggregates the samples per scene.
+``sample_every``-th frame, and the first frame of every scene, goes to the crop estimator
+(:mod:`mmrealsr_video.analysis.estimate`); the plan (:mod:`mmrealsr_video.plan.aggregate`) turns a
+scene's samples into every frame's automatic coefficients. Frames come from the caller (the engine
+opens files); :class:`SequentialAnalysis` gives random access over a frame-fetching callable.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 
-from mmrealsr_video.errors import InputError
-from mmrealsr_video.model import ModulatedModel, load_model
-from mmrealsr_video.plan import PlanConfig, plan_auto
-from mmrealsr_video.scenes import SceneDetector, SceneDetectorConfig, normalize_cuts
-from mmrealsr_video.track import CoefficientTrack, FrameCoefficients
-from mmrealsr_video.video import DecodedFrame, iter_frames, probe
+from mmrealsr_video.analysis.estimate import CropEstimator
+from mmrealsr_video.analysis.scenes import SceneDetector, SceneDetectorConfig, normalize_cuts
+from mmrealsr_video.errors import InputError, SettingsError
+from mmrealsr_video.io.video import DecodedFrame
+from mmrealsr_video.models.loader import ModulatedModel
+from mmrealsr_video.plan.aggregate import PlanConfig, plan_auto
+from mmrealsr_video.plan.track import CoefficientTrack, FrameCoefficients
 
-__all__ = [
-    "AnalysisConfig",
-    "CropEstimator",
-    "StreamingAnalysis",
-    "analyze",
-    "analyze_frames",
-    "select_crops",
-]
+__all__ = ["AnalysisConfig", "FetchedFrame", "SequentialAnalysis", "StreamingAnalysis", "analyze_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -64,69 +53,9 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         for name in ("sample_every", "crops", "crop_size", "batch"):
             if getattr(self, name) < 1:
-                raise InputError(f"analysis: {name} must be at least 1, not {getattr(self, name)}")
+                raise SettingsError(name, f"must be at least 1, not {getattr(self, name)}")
         if self.crops > 9:
-            raise InputError(f"analysis: at most 9 crops per frame (a 3x3 grid), not {self.crops}")
-
-
-def select_crops(rgb: np.ndarray, count: int, size: int) -> np.ndarray:
-    """The ``count`` most textured ``size``-square crops of a 3x3 grid: (count, size, size, 3).
-
-    A frame smaller than a crop is used whole (one crop of the frame's size, repeated).
-    """
-    h, w = rgb.shape[:2]
-    if h <= size or w <= size:
-        s = min(h, w)
-        y0, x0 = (h - s) // 2, (w - s) // 2
-        return np.repeat(rgb[None, y0 : y0 + s, x0 : x0 + s], count, axis=0)
-    ys = np.linspace(0, h - size, 3).round().astype(int)
-    xs = np.linspace(0, w - size, 3).round().astype(int)
-    gray = (
-        cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if rgb.dtype == np.uint8
-        else rgb.mean(axis=2).astype(np.float32)
-    )
-    scored = []
-    for y in ys:
-        for x in xs:
-            patch = gray[y : y + size, x : x + size]
-            scored.append((float(cv2.Laplacian(patch, cv2.CV_32F).var()), int(y), int(x)))
-    # Stable order (score, then position) so that the choice does not flicker on ties.
-    scored.sort(key=lambda t: (-t[0], t[1], t[2]))
-    return np.stack([rgb[y : y + size, x : x + size] for _, y, x in scored[:count]])
-
-
-class CropEstimator:
-    """Batches crops of sampled frames through ``model.estimate``; averages each frame's crops."""
-
-    def __init__(self, model: ModulatedModel, config: AnalysisConfig) -> None:
-        self.model = model
-        self.config = config
-        self._pending: list[tuple[int, np.ndarray]] = []
-        self.samples: dict[int, tuple[float, float]] = {}
-
-    def add(self, index: int, rgb: np.ndarray) -> None:
-        if index in self.samples or any(i == index for i, _ in self._pending):
-            return
-        self._pending.append((index, select_crops(rgb, self.config.crops, self.config.crop_size)))
-        if len(self._pending) >= self.config.batch:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        # Crops of one batch share a size unless a frame was smaller than a crop.
-        groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
-        for item in self._pending:
-            groups.setdefault(item[1].shape, []).append(item)
-        for items in groups.values():
-            stack = np.concatenate([c for _, c in items])
-            peak = 65535.0 if stack.dtype == np.uint16 else 255.0
-            x = torch.from_numpy(stack).permute(0, 3, 1, 2).float().div_(peak)
-            est = self.model.estimate(x).float().cpu().view(len(items), self.config.crops, -1).mean(dim=1)
-            for (index, _), value in zip(items, est.clamp(0, 1).tolist(), strict=True):
-                self.samples[index] = (float(value[0]), float(value[1]))
-        self._pending.clear()
+            raise SettingsError("crops", f"must be at most 9 per frame (a 3x3 grid), not {self.crops}")
 
 
 class StreamingAnalysis:
@@ -156,7 +85,7 @@ class StreamingAnalysis:
         self._delay = delay
         self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=delay + 2)
         self._cuts = sorted({int(c) for c in cuts}) if cuts is not None else None
-        self._estimator = CropEstimator(model, cfg)
+        self._estimator = CropEstimator(model, crops=cfg.crops, crop_size=cfg.crop_size, batch=cfg.batch)
         self._lookahead = lookahead
         self._times: dict[int, float] = {}
         self._n = 0
@@ -293,72 +222,74 @@ def analyze_frames(
     return CoefficientTrack(tuple(records), model=model.name, fps=fps)
 
 
-def analyze(
-    source: str | Path,
-    model: str | Path | ModulatedModel = "default",
-    *,
-    config: AnalysisConfig | None = None,
-    cuts: Sequence[int] | None = None,
-    keyframes: str | Path | None = None,
-    device: str = "cpu",
-    progress: bool = False,
-    fps: float | Fraction | str | None = None,
-) -> CoefficientTrack:
-    """Analyses a video file or an image sequence: scene cuts, per-scene degradation estimates,
-    keyframed overrides.
+@dataclass(frozen=True)
+class FetchedFrame:
+    """What :class:`SequentialAnalysis` needs of a frame: its pixels (RGB uint8/uint16, H x W x 3),
+    its time, and whether it opens a new scene (for analyses whose cuts arrive with the frames)."""
 
-    Args:
-        source: a video file PyAV can open, or an image sequence (a folder, ``frames/%05d.png`` or
-            ``frames/*.png``; see :mod:`mmrealsr_video.sequences`).
-        model: a bundled model's name, a weights file, or a loaded model; its own estimator is
-            used (coefficients are meaningful only for the generator trained with it).
-        config: sampling, detection and aggregation settings.
-        cuts: scene cuts given from outside (first frame of each new scene); skips detection.
-        keyframes: a keyframe file or string (see docs/keyframes.md) applied on top.
-        device: where the estimator runs.
-        progress: show a progress bar (only on a terminal).
-        fps: an image sequence's frame rate (default 25); a video keeps its own.
+    rgb: np.ndarray
+    pts_time: float
+    cut: bool = False
 
-    Returns:
-        The track: one record per frame.
+
+class SequentialAnalysis:
+    """Random access to the records of an analysis that reads frames in order.
+
+    ``record(n)`` fetches frames from the first one not yet read up to where frame ``n`` is settled
+    (a scene's value is known at its end), once, and keeps every record: frames asked for in any
+    order, from any number of threads, get exactly the values of one sequential run. This is how a
+    front that pulls frames by number (VapourSynth) gets the same coefficients as the streaming
+    engine; it passes its frame fetching in as ``fetch``.
     """
-    from mmrealsr_video.sequences import as_rate, find_sequence, is_sequence, iter_sequence_frames
 
-    frames: Iterable[DecodedFrame]
-    frame_rate: float | None
-    if is_sequence(source):
-        rate = as_rate(fps)
-        sequence = find_sequence(source)
-        frames, total, frame_rate = iter_sequence_frames(sequence, rate), len(sequence), float(rate)
-    else:
-        if fps is not None:
-            raise InputError(
-                f"--fps sets an image sequence's frame rate; {source} is a video and keeps its own"
-            )
-        info = probe(source)
-        frames, total = iter_frames(source), info.frames
-        frame_rate = float(info.frame_rate) if info.frame_rate else None
-    m = model if isinstance(model, ModulatedModel) else load_model(model, device=device)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    def __init__(
+        self,
+        fetch: Callable[[int], FetchedFrame],
+        frames: int,
+        model: ModulatedModel,
+        config: AnalysisConfig | None = None,
+        *,
+        fps: float | None = None,
+        cuts: Sequence[int] | None = None,
+    ) -> None:
+        if frames < 1:
+            raise InputError("analysis: the video holds no frame")
+        self._fetch = fetch
+        self._model = model
+        self._fps = fps
+        self._stream = StreamingAnalysis(model, config, fps=fps, cuts=cuts)
+        self._records: list[FrameCoefficients | None] = [None] * frames
+        self._next = 0
+        self._lock = threading.Lock()
 
-        bar = tqdm(total=total or None, unit="frame", desc="analyse", disable=None)
-    try:
-        track = analyze_frames(
-            frames,
-            m,
-            config=config,
-            cuts=cuts,
-            fps=frame_rate,
-            on_frame=(lambda _i: bar.update(1)) if bar is not None else None,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-    log.info("%s: %d frames, %d scenes", source, len(track), len(track.scenes()))
-    if keyframes is not None:
-        from mmrealsr_video.keyframes import apply_keyframes, parse_keyframes
+    def __len__(self) -> int:
+        return len(self._records)
 
-        track = apply_keyframes(track, parse_keyframes(keyframes))
-    return track
+    def record(self, n: int) -> FrameCoefficients:
+        """Frame ``n``'s record (its automatic values; nothing of the user's applied)."""
+        if not 0 <= n < len(self._records):
+            raise InputError(f"analysis: frame {n} is outside the video's {len(self._records)} frames")
+        rec = self._records[n]
+        if rec is None:
+            with self._lock:
+                while self._records[n] is None:
+                    self._step()
+            rec = self._records[n]
+        assert rec is not None
+        return rec
+
+    def track(self) -> CoefficientTrack:
+        """Every frame's record (reads the whole video on first use)."""
+        self.record(len(self._records) - 1)
+        frames = tuple(r for r in self._records if r is not None)
+        return CoefficientTrack(frames, model=self._model.name, fps=self._fps)
+
+    def _step(self) -> None:
+        n = self._next
+        frame = self._fetch(n)
+        settled = self._stream.push(n, frame.pts_time, frame.rgb, cut=frame.cut)
+        self._next = n + 1
+        if self._next == len(self._records):
+            settled += self._stream.finish()
+        for rec in settled:
+            self._records[rec.index] = rec

@@ -14,13 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmrealsr_video import load_model
-from mmrealsr_video.analysis import analyze
+from mmrealsr_video import EncodeSettings, RestoreSettings, analyze, load_model, restore_video
 from mmrealsr_video.errors import InputError, OutputError
-from mmrealsr_video.images import read_image, to_tensor
-from mmrealsr_video.pipeline import EncodeSettings, RestoreSettings, restore_video
-from mmrealsr_video.sequences import find_sequence
-from mmrealsr_video.track import CoefficientTrack
+from mmrealsr_video.io.images import read_image, to_tensor
+from mmrealsr_video.io.sequences import find_sequence
+from mmrealsr_video.plan.track import CoefficientTrack
 from tests.media import Scene, photos, render_frame, write_av_clip
 
 EXE = Path(sys.executable).with_name("mmrealsr-video")
@@ -217,7 +215,7 @@ def test_bad_sequences_fail_cleanly(tmp_path: Path, case: str) -> None:
         source = tmp_path / "clip.mkv"
         write_av_clip(source, frames=3, size=SIZE, audio=False, subtitles=False, chapters=False)
         settings = _fast(fps=30)
-        message = "--fps"
+        message = "fps sets an image sequence"
     else:
         cv2.imwrite(str(src / "0.jpg"), np.zeros((32, 48, 3), np.uint8))
         error, message = OutputError, r"0\.jpg and 0\.png would both be written as 0\."

@@ -20,6 +20,7 @@ from mmrealsr_video.errors import InputError
 
 __all__ = [
     "ColourDescription",
+    "default_matrix",
     "frame_to_tensor",
     "output_pix_fmt",
     "output_planes",
@@ -78,6 +79,12 @@ def _code(table: dict[int, str], name: str | None) -> int:
     if name is None:
         return _AV_UNSPECIFIED if table is not _CHROMA_LOCATIONS else 0
     return next(k for k, v in table.items() if v == name)
+
+
+def default_matrix(height: int) -> str:
+    """The YUV matrix of an untagged picture: BT.601 below 720 lines (SD), BT.709 from 720 up, the
+    rule players and FFmpeg's tools follow. Both fronts use it (CLI and VapourSynth)."""
+    return "bt601" if height < 720 else "bt709"
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,7 @@ class ColourDescription:
                 _warn_once(
                     f"colour matrix code {code} on {pix_fmt} frames is not supported; using the default"
                 )
-            matrix = "bt601" if (height if height is not None else frame.height) < 720 else "bt709"
+            matrix = default_matrix(height if height is not None else frame.height)
         tagged = {1: "limited", 2: "full"}.get(int(frame.color_range))
         if family == "rgb":
             colour_range = "limited"
@@ -179,27 +186,41 @@ class ColourDescription:
     def from_codes(
         cls,
         *,
-        matrix: int,
-        full_range: bool,
+        matrix: int | None,
+        full_range: bool | None,
+        height: int,
+        gray: bool = False,
         primaries: int | None = None,
         transfer: int | None = None,
         chroma_location: int | None = None,
         where: str = "picture",
     ) -> ColourDescription:
-        """A description from ITU-T H.273 codes, as VapourSynth's frame props give them.
+        """A description from ITU-T H.273 codes, as VapourSynth's frame props give them, with
+        what is untagged filled in by the rule :meth:`from_frame` applies to decoded video.
 
         Args:
-            matrix: ``_Matrix`` (1 BT.709, 5/6 BT.601, 9 BT.2020 NCL, 7 SMPTE 240M, 4 FCC; 0 RGB
-                and 2 unspecified are refused: an RGB picture needs no matrix to decode, and an
-                unspecified one has nothing to decode with).
-            full_range: ``_ColorRange`` == 0.
+            matrix: ``_Matrix`` (1 BT.709, 5/6 BT.601, 9 BT.2020 NCL, 7 SMPTE 240M, 4 FCC); None
+                or 2 (unspecified): :func:`default_matrix` of ``height``, with a warning (once).
+                0 (RGB) is refused: it cannot decode YUV.
+            full_range: the range prop says full; None (untagged): limited, or full for gray.
+            height: the picture's height, which picks the default matrix.
+            gray: the picture is gray (untagged gray is full range, as libswscale reads it).
             primaries, transfer: ``_Primaries`` / ``_Transfer``; 2 (unspecified) or None: untagged.
             chroma_location: FFmpeg's AVChromaLocation code (VapourSynth's ``_ChromaLocation`` + 1).
             where: names the picture in error messages.
 
         Raises:
-            InputError: the matrix is unspecified or not one this module converts.
+            InputError: the matrix is not one this module converts.
         """
+        if matrix is None or matrix == 2:
+            chosen = default_matrix(height)
+            _warn_once(
+                f"no colour matrix is tagged; using {chosen.upper()} for {height} lines, as for an "
+                "untagged video file (tag the source to choose another)"
+            )
+            matrix = next(k for k, v in _MATRIX_FROM_AV.items() if v == chosen)
+        if full_range is None:
+            full_range = gray
         if matrix not in _MATRIX_FROM_AV:
             name = _MATRIX_REFUSED_AV.get(matrix, {0: "rgb", 2: "unspecified"}.get(matrix, str(matrix)))
             raise InputError(

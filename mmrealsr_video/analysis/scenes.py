@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mmrealsr_video.errors import InputError
+from mmrealsr_video.errors import InputError, SettingsError
 
 __all__ = ["DETECTORS", "PROXY_WIDTH", "SceneDetector", "SceneDetectorConfig", "normalize_cuts"]
 
@@ -45,7 +45,7 @@ class SceneDetectorConfig:
                 f"scene detector: method must be one of {', '.join(DETECTORS)}, not {self.method!r}"
             )
         if self.min_scene_len < 1:
-            raise InputError(f"scene detector: min_scene_len must be at least 1, not {self.min_scene_len}")
+            raise SettingsError("min_scene_len", f"must be at least 1 frame, not {self.min_scene_len}")
         if self.threshold <= 0 or self.adaptive_threshold <= 0:
             raise InputError("scene detector: thresholds must be positive")
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from mmrealsr_video.errors import InputError, OutputError
-from mmrealsr_video.files import write_bytes_atomic
+from mmrealsr_video.io.files import write_bytes_atomic
 
 __all__ = ["IMAGE_SUFFIXES", "from_tensor", "read_image", "to_tensor", "write_image"]
 

@@ -2,7 +2,7 @@
 
 An input sequence is a folder (every image in it), a printf pattern (``frames/%05d.png``) or a glob
 pattern (``frames/*.png``); its frames are ordered naturally (``frame2`` before ``frame10``). Each
-image is read as :func:`mmrealsr_video.images.read_image` reads a still (RGB, 8 or 16 bits, alpha
+image is read as :func:`mmrealsr_video.io.images.read_image` reads a still (RGB, 8 or 16 bits, alpha
 apart) and handed to the pipeline as a PyAV RGB frame (``rgb24``, ``rgb48le``, ``rgba``,
 ``rgba64le``), so that a sequence takes exactly the path a decoded video frame takes: the same
 colour conversion, analysis, batching and model calls.
@@ -24,9 +24,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from mmrealsr_video.errors import InputError, OutputError
-from mmrealsr_video.images import IMAGE_SUFFIXES, read_image
-from mmrealsr_video.video import DecodedFrame, frame_to_rgb
+from mmrealsr_video.errors import InputError, OutputError, SettingsError
+from mmrealsr_video.io.images import IMAGE_SUFFIXES, read_image
 
 __all__ = [
     "DEFAULT_FPS",
@@ -37,7 +36,6 @@ __all__ = [
     "image_output",
     "is_image_output",
     "is_sequence",
-    "iter_sequence_frames",
     "natural_key",
     "read_frames",
     "sequence_frame",
@@ -57,16 +55,16 @@ def as_rate(value: float | Fraction | str | None) -> Fraction:
     """A frame rate as a Fraction (``25``, ``29.97``, ``"30000/1001"``); 25 when None.
 
     Raises:
-        InputError: not a positive number.
+        SettingsError: not a positive number (names ``fps``).
     """
     if value is None:
         return DEFAULT_FPS
     try:
         rate = Fraction(value) if isinstance(value, Fraction) else Fraction(str(value))
     except (ValueError, ZeroDivisionError):
-        raise InputError(f"--fps {value!r}: expected a frame rate such as 25, 29.97 or 30000/1001") from None
+        raise SettingsError("fps", f"{value!r}: expected a frame rate such as 25, 29.97 or 30000/1001") from None
     if rate <= 0 or rate > 1000:
-        raise InputError(f"--fps {value}: must be in (0, 1000]")
+        raise SettingsError("fps", f"{value}: must be in (0, 1000]")
     return rate.limit_denominator(100000)
 
 
@@ -187,13 +185,6 @@ def read_frames(
         yield index, frame
 
 
-def iter_sequence_frames(sequence: ImageSequence, rate: Fraction) -> Iterator[DecodedFrame]:
-    """The sequence as ``analyze`` sees a video: 8-bit RGB with timestamps, through the same
-    conversion as the restore pipeline's analysis."""
-    for index, frame in read_frames(sequence, rate):
-        yield DecodedFrame(index, float(index / rate), frame_to_rgb(frame))
-
-
 # --- output ---------------------------------------------------------------------------------------
 
 _FORMATS = {
@@ -251,7 +242,7 @@ def image_output(output: str | Path, image_format: str | None, default_suffix: s
     if image_format is not None:
         key = image_format.lower().lstrip(".")
         if key not in _FORMATS:
-            raise OutputError(f"--image-format {image_format!r}: use one of png, jpg, tif")
+            raise SettingsError("image_format", f"must be one of png, jpg, tif, not {image_format!r}")
         suffix = _FORMATS[key]
     text = str(output)
     p = Path(text)
@@ -264,7 +255,7 @@ def image_output(output: str | Path, image_format: str | None, default_suffix: s
                 f"{text}: a pattern needs an image extension ({', '.join(sorted(IMAGE_SUFFIXES))})"
             )
         if image_format is not None and _FORMATS.get(ext.lstrip(".")) != suffix:
-            raise OutputError(f"{text}: the pattern's extension disagrees with --image-format {image_format}")
+            raise OutputError(f"{text}: the pattern's extension disagrees with the image format {image_format!r}")
         try:
             p.name % 0
         except (TypeError, ValueError):
