@@ -49,7 +49,7 @@ prepare() {
 from pathlib import Path
 import cv2
 import torch
-from mmrealsr_training.evaluate import _read_crop
+from mmrealsr_training.evaluate import read_crop
 CROP = 256  # mmrealsr_training.evaluate's default centre crop: all of a held-out photo it reads
 for split in ("train", "heldout"):
     out = Path(".gpu/photos") / split
@@ -68,7 +68,7 @@ for split in ("train", "heldout"):
             h, w = full.shape[:2]
             top, left = (h - CROP) // 2, (w - CROP) // 2
             cv2.imwrite(str(out / p.name), full[top : top + CROP, left : left + CROP])
-            assert torch.equal(_read_crop(out / p.name, CROP), _read_crop(p, CROP)), p
+            assert torch.equal(read_crop(out / p.name, CROP), read_crop(p, CROP)), p
         else:
             cv2.imwrite(str(out / (p.stem + ".jpg")), img, [cv2.IMWRITE_JPEG_QUALITY, 97])
 EOF

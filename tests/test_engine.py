@@ -149,7 +149,7 @@ def test_errors_are_typed(clip: Path, tmp_path: Path) -> None:
         restore_video(clip, clip, RestoreSettings(progress=False))
     with pytest.raises(InputError):
         restore_video(tmp_path / "absent.mkv", tmp_path / "x.mkv", RestoreSettings(progress=False))
-    with pytest.raises(SettingsError, match="^frames 10:5: expected") as e:
+    with pytest.raises(SettingsError, match=r"^frames 10:5: expected") as e:
         RestoreSettings(frames=(10, 5))
     assert e.value.field == "frames"  # the API's name; the CLI shows it as --frames
     assert load_model("default").scale == 4

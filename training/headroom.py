@@ -23,19 +23,12 @@ from pathlib import Path
 
 import torch
 
+from mmrealsr_video import ModulatedModel
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.models.loader import ModulatedModel
 
-from .evaluate import (
-    PSNR_GAIN_GOAL_DB,
-    _read_crop,
-    bicubic_upscale,
-    check_crop_settings,
-    list_photos,
-    luma_psnr,
-    mid_level_input,
-    run_photo_command,
-)
+from .evaluate import check_crop_settings, list_photos, mid_level_input, read_crop, run_photo_command
+from .metrics import bicubic_upscale, luma_psnr
+from .report import PSNR_GAIN_GOAL_DB
 
 __all__ = [
     "COLUMNS",
@@ -175,7 +168,7 @@ def headroom(
     for path in list_photos(photos_dir):
         if max_images is not None and len(rows) >= max_images:
             break
-        hr = _read_crop(path, crop)
+        hr = read_crop(path, crop)
         if hr is None:
             continue
         rows.append(_photo(model, path.name, hr, coeffs))

@@ -99,7 +99,7 @@ def _gaussian_blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
 def flat_weights(gt: torch.Tensor, fraction: float = 0.25, window: int = 9) -> torch.Tensor:
     """(B, 1, H, W) 0/1 mask of each patch's flattest ``fraction`` of pixels (local std of GT luma).
 
-    The training-time twin of the evaluation's flat regions (``mmrealsr_training.evaluate.flat_mask``).
+    The training-time twin of the evaluation's flat regions (``mmrealsr_training.metrics.flat_mask``).
     """
     y = _luma(gt)
     pad = window // 2

@@ -1,10 +1,14 @@
 """Gathers real photographs for training, reproducibly and offline.
 
-Sources: the photographs bundled in scikit-image's wheel, and the photographic wallpapers of Debian
-packages fetched with ``apt-get download``. Images are downscaled to a long side of at most 1024 px, written
-as PNG into ``train/`` and ``heldout/`` (a fixed, hash-based split) with a ``manifest.json``::
+Sources: the photographs bundled in scikit-image's wheel, the photographic wallpapers of Debian packages
+fetched with ``apt-get download``, and the test-set photographs (Kodak24, McMaster, BSD100, Urban100,
+Sun-Hays80) that public GitHub repositories carry, read from local git mirrors of them (nothing is
+downloaded for those: pass the mirrors). Images are downscaled to a long side of at most 1024 px, written as
+PNG into ``train/`` and ``heldout/`` (a fixed, hash-based split) with a ``manifest.json`` that names the
+source, version (package version, repository commit) and path of each::
 
-    python -m mmrealsr_training.photos --out data/photos
+    python -m mmrealsr_training.photos --out data/photos \
+        [--github-mirror cszn/FFDNet=MIRROR_DIR --github-mirror jbhuang0604/SelfExSR=MIRROR_DIR]
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,19 +33,25 @@ from mmrealsr_video.errors import MMRealSRVideoError, OutputError
 __all__ = [
     "DEBIAN_PACKAGES",
     "DEBIAN_PHOTOS",
+    "GITHUB_PHOTOS",
     "HELDOUT_FRACTION",
     "HELDOUT_KEYS",
     "HELDOUT_MINIMUM",
     "MANIFEST_NAME",
+    "RESERVED_REPOS",
     "SKIMAGE_PHOTOS",
+    "GitHubPhotoFolder",
     "PhotoRecord",
     "PhotoSourceError",
     "assign_splits",
     "build_photo_set",
     "fetch_debian_package",
+    "is_reserved",
     "iter_debian_photos",
+    "iter_github_photos",
     "iter_skimage_photos",
     "main",
+    "parse_github_mirror",
 ]
 
 _log = logging.getLogger(__name__)
@@ -174,9 +184,82 @@ DEBIAN_PHOTOS: dict[str, frozenset[str]] = {
     "lomiri-wallpapers-20.04": frozenset({"Kleiber_by_Lukas_Baubkus"}),
 }
 
+
+@dataclass(frozen=True)
+class GitHubPhotoFolder:
+    """A folder of photographs in a public GitHub repository, read from a local mirror of it.
+
+    Attributes:
+        repo: ``owner/name`` on GitHub.
+        folder: the folder in the repository (files directly in it; not recursive).
+        set_name: the test set's usual name; it starts the key of each photo (``Kodak24:kodim01``), so a
+            photo keeps its split if the set is later read from another repository.
+        suffix: the ending of the ground-truth files' names (``_HR.png`` where LR inputs sit beside them);
+            it is cut from the name in the key.
+        scenes: groups of file stems cut from one photograph; each group takes the split of its first.
+    """
+
+    repo: str
+    folder: str
+    set_name: str
+    suffix: str
+    scenes: tuple[tuple[str, ...], ...] = ()
+
+
+#: The test sets taken from GitHub repositories, each looked at image by image (real photographs, none
+#: synthetic, none under 256 px on its short side):
+#:
+#: - cszn/FFDNet ``testsets/``: Kodak24 (the Kodak PhotoCD images, 768x512, lossless) and McMaster (18
+#:   500x500 crops of high-resolution photographs; crops of one scene are kept in one split). Its CBSD68
+#:   is a subset of BSD100 (every one of the 68 matches a BSD100 image) and BSD68 the same in gray, so
+#:   neither is listed; Set12 holds Set14 images and RNI6/RNI15 are noisy, without ground truth.
+#: - jbhuang0604/SelfExSR ``data/``: the ground truths (``*_HR.png``) of BSD100 (the BSD300 test set),
+#:   Urban100 (buildings, at the x4 crop: full size) and Sun-Hays80 (scenes, at the x8 crop: about
+#:   1024 px). Its Set5 and Set14 are reserved for independent review, like every Set5/Set14 folder.
+#:
+#: Never taken (:func:`is_reserved`): the Real-ESRGAN and MM-RealSR repositories (their sample inputs
+#: are reserved for independent review) and any Set5 or Set14 folder.
+GITHUB_PHOTOS: tuple[GitHubPhotoFolder, ...] = (
+    GitHubPhotoFolder("cszn/FFDNet", "testsets/Kodak24", "Kodak24", ".png"),
+    GitHubPhotoFolder(
+        "cszn/FFDNet",
+        "testsets/McMaster",
+        "McMaster",
+        ".tif",
+        # Looked at side by side: the same drapery, still life, painter, sewing table, vegetables, fridge
+        # door, fruit basket and flower bed.
+        scenes=(
+            ("1", "2"),
+            ("3", "4"),
+            ("5", "6"),
+            ("7", "8"),
+            ("10", "11"),
+            ("12", "13"),
+            ("14", "15"),
+            ("16", "17"),
+        ),
+    ),
+    GitHubPhotoFolder("jbhuang0604/SelfExSR", "data/BSD100/image_SRF_3", "BSD100", "_SRF_3_HR.png"),
+    GitHubPhotoFolder("jbhuang0604/SelfExSR", "data/Urban100/image_SRF_4", "Urban100", "_SRF_4_HR.png"),
+    GitHubPhotoFolder("jbhuang0604/SelfExSR", "data/Sun-Hays80/image_SRF_8", "Sun-Hays80", "_SRF_8_HR.png"),
+)
+
+#: Repositories whose images are never taken: their sample inputs are kept for independent review.
+RESERVED_REPOS: frozenset[str] = frozenset({"xinntao/Real-ESRGAN", "TencentARC/MM-RealSR"})
+# Set5 and Set14, the classic SR sets, are reserved too, wherever they sit (Set5/, set14_HR/, Set14-x4/...).
+_RESERVED_FOLDER = re.compile(r"(^|/)set[ _-]?(5|14)(?![0-9])[^/]*(/|$)", re.IGNORECASE)
+
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 _MIN_LONG_SIDE_DEBIAN = 512  # wallpapers smaller than this are icons or tiles
 _MIN_SHORT_SIDE = 192  # one training crop must fit
+_MIN_SHORT_SIDE_GITHUB = 256  # and, for test-set photos, one evaluation crop (those held out are scored)
+# Fewer distinct colours than this in a colour image: a chart, a logo or a flat rendering, not a
+# photograph. The fewest among the listed test sets' colour photographs: 2915 (Urban100 img_066, black
+# and white with a faint tint), then 4440, 4862...; gray photographs are not counted.
+_MIN_COLOURS = 1024
+# Grey 32x32 thumbnails whose correlation is above this, at the same aspect ratio, show one photograph.
+_DUPLICATE_CORRELATION = 0.98
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 
 class PhotoSourceError(MMRealSRVideoError, OSError):
@@ -190,10 +273,11 @@ class PhotoRecord:
     Attributes:
         file: path relative to the output folder, e.g. ``train/skimage-astronaut.png``.
         split: ``"train"`` or ``"heldout"``.
-        key: the stable source name the split is derived from, e.g. ``skimage:astronaut``.
-        source: ``"skimage"`` or the Debian package name.
-        source_version: the scikit-image or package version.
-        origin: the file inside the source (wheel data file or path in the package).
+        key: the stable source name the split is derived from, e.g. ``skimage:astronaut``,
+            ``Kodak24:kodim01`` (crops of one scene take the split of the scene's first key).
+        source: ``"skimage"``, the Debian package name, or ``"github:OWNER/NAME"``.
+        source_version: the scikit-image or package version, or the repository's commit.
+        origin: the file inside the source (wheel data file, path in the package or repository).
         width: written width in pixels.
         height: written height.
         original_width: width of the source image.
@@ -223,6 +307,7 @@ class _Candidate:
     origin: str
     image: np.ndarray  # H x W x 3 uint8, RGB
     gray: bool
+    split_key: str = ""  # the key the split is drawn from, when not its own (a crop of one scene)
 
 
 def _hash_score(key: str) -> float:
@@ -282,6 +367,11 @@ def _read_rgb(path: Path) -> tuple[np.ndarray, bool]:
     flat = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if flat is None:
         raise PhotoSourceError(f"cannot decode image {path}")
+    return _decoded_rgb(flat)
+
+
+def _decoded_rgb(flat: np.ndarray) -> tuple[np.ndarray, bool]:
+    """RGB uint8 and whether it is gray, from what ``cv2.imread``/``imdecode`` returned."""
     if flat.dtype == np.uint16:
         flat = (flat // 257).astype(np.uint8)
     if flat.ndim == 3:
@@ -426,6 +516,130 @@ def iter_debian_photos(package: str, root: Path, version: str) -> Iterator[_Cand
         )
 
 
+def is_reserved(repo: str, path: str = "") -> bool:
+    """Whether a repository, or a path in it, is kept for independent review and must not be taken:
+    the Real-ESRGAN and MM-RealSR repositories, and any Set5 or Set14 folder."""
+    return repo.casefold() in {r.casefold() for r in RESERVED_REPOS} or bool(_RESERVED_FOLDER.search(path))
+
+
+def _git(mirror: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", "-C", str(mirror), *args], capture_output=True, check=False)
+    except FileNotFoundError as exc:
+        raise PhotoSourceError(f"git is not available to read the mirror {mirror}: {exc}") from exc
+
+
+def _mirror_commit(mirror: Path) -> str:
+    result = _git(mirror, "rev-parse", "--verify", "HEAD^{commit}")
+    if result.returncode != 0:
+        raise PhotoSourceError(
+            f"{mirror} is not a git repository with a commit: {result.stderr.decode(errors='replace').strip()}"
+        )
+    return result.stdout.decode().strip()
+
+
+def _looks_synthetic(rgb: np.ndarray, gray: bool) -> bool:
+    if gray:
+        return False
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    return int(np.unique(packed).size) < _MIN_COLOURS
+
+
+def iter_github_photos(
+    repo: str, mirror: Path, folders: Sequence[GitHubPhotoFolder] = GITHUB_PHOTOS
+) -> Iterator[_Candidate]:
+    """The photographs of ``folders`` entries for ``repo``, read from ``mirror``'s HEAD commit.
+
+    ``mirror`` is a clone of the repository, bare or not; nothing is fetched. Files that are absent
+    (snapshots may leave large files out), Git LFS pointers, links, undecodable files, renderings (few
+    colours) and images under 256 px are skipped with a log line.
+
+    Args:
+        repo: ``owner/name``.
+        mirror: the local git repository.
+        folders: the table to take folders from (entries of other repositories are ignored).
+
+    Raises:
+        PhotoSourceError: the repository is reserved, the mirror cannot be read, or a listed folder is
+            not in it.
+    """
+    if is_reserved(repo):
+        raise PhotoSourceError(f"{repo}: its images are reserved for independent review; never taken")
+    commit = _mirror_commit(mirror)
+    for entry in (f for f in folders if f.repo == repo):
+        if is_reserved(repo, entry.folder):
+            raise PhotoSourceError(f"{repo}: {entry.folder} is reserved for independent review; never taken")
+        listing = _git(mirror, "ls-tree", "-l", commit, "--", entry.folder.rstrip("/") + "/")
+        lines = listing.stdout.decode("utf-8", errors="replace").splitlines()
+        if listing.returncode != 0 or not lines:
+            raise PhotoSourceError(f"{repo}@{commit[:12]}: no folder {entry.folder} in the mirror {mirror}")
+        scene_of = {stem: group[0] for group in entry.scenes for stem in group}
+        for line in lines:
+            meta, path = line.split("\t", 1)
+            mode, kind, blob, _size = meta.split()
+            name = path.rsplit("/", 1)[-1]
+            if kind != "blob" or mode == "120000" or not name.endswith(entry.suffix):
+                continue
+            stem = name[: -len(entry.suffix)]
+            data = _git(mirror, "cat-file", "blob", blob)
+            if data.returncode != 0:
+                _log.warning("%s: skip %s: not in the mirror (too large for the snapshot?)", repo, path)
+                continue
+            if data.stdout.startswith(_LFS_POINTER):
+                _log.info("%s: skip %s: a Git LFS pointer, not the image", repo, path)
+                continue
+            flat = cv2.imdecode(np.frombuffer(data.stdout, np.uint8), cv2.IMREAD_UNCHANGED)
+            if flat is None:
+                _log.warning("%s: skip %s: cannot be decoded as an image", repo, path)
+                continue
+            rgb, gray = _decoded_rgb(flat)
+            if min(rgb.shape[:2]) < _MIN_SHORT_SIDE_GITHUB:
+                _log.info("%s: skip %s: %dx%d is too small", repo, path, rgb.shape[1], rgb.shape[0])
+                continue
+            if _looks_synthetic(rgb, gray):
+                _log.info("%s: skip %s: too few colours for a photograph", repo, path)
+                continue
+            key = f"{entry.set_name}:{stem}"
+            yield _Candidate(
+                key=key,
+                slug=f"{entry.set_name}-{stem}",
+                source=f"github:{repo}",
+                source_version=commit,
+                origin=path,
+                image=rgb,
+                gray=gray,
+                split_key=f"{entry.set_name}:{scene_of[stem]}" if stem in scene_of else key,
+            )
+
+
+def parse_github_mirror(spec: str) -> tuple[str, Path]:
+    """``OWNER/NAME=DIR``, or a ``DIR`` whose folder name (or its parent's) is ``OWNER+NAME``, as
+    ``(owner/name, DIR)``.
+
+    Raises:
+        PhotoSourceError: the repository cannot be told from ``spec``.
+    """
+    if "=" in spec:
+        repo, _, folder = spec.partition("=")
+        if re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            return repo, Path(folder)
+        raise PhotoSourceError(f"--github-mirror {spec}: expected OWNER/NAME=DIR")
+    path = Path(spec)
+    for part in (path.resolve().name, path.resolve().parent.name):
+        m = re.fullmatch(r"([\w.-]+)\+([\w.-]+)", part)
+        if m:
+            return f"{m.group(1)}/{m.group(2)}", path
+    raise PhotoSourceError(f"--github-mirror {spec}: cannot tell the repository; write OWNER/NAME={spec}")
+
+
+def _thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """A zero-mean, unit-norm 32x32 grey thumbnail: two copies of one photograph correlate near 1."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    t = np.asarray(cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA), np.float64).ravel()
+    t = t - float(t.mean())
+    return t / max(float(np.linalg.norm(t)), 1e-6)
+
+
 def _downscale(img: np.ndarray, max_side: int) -> np.ndarray:
     h, w = img.shape[:2]
     scale = max_side / max(h, w)
@@ -435,11 +649,14 @@ def _downscale(img: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
-def _settings(max_side: int, packages: Sequence[str], fraction: float, minimum: int) -> dict[str, object]:
+def _settings(
+    max_side: int, packages: Sequence[str], github: Mapping[str, str], fraction: float, minimum: int
+) -> dict[str, object]:
     return {
         "manifest_version": _MANIFEST_VERSION,
         "max_side": max_side,
         "packages": list(packages),
+        "github_commits": dict(sorted(github.items())),
         "heldout_fraction": fraction,
         "heldout_minimum": minimum,
         "heldout_keys": sorted(HELDOUT_KEYS),
@@ -469,6 +686,8 @@ def build_photo_set(
     *,
     cache_dir: Path | None = None,
     packages: Sequence[str] = DEBIAN_PACKAGES,
+    github_mirrors: Mapping[str, Path] | None = None,
+    github_folders: Sequence[GitHubPhotoFolder] = GITHUB_PHOTOS,
     max_side: int = 1024,
     fraction: float = HELDOUT_FRACTION,
     minimum: int = HELDOUT_MINIMUM,
@@ -476,23 +695,39 @@ def build_photo_set(
 ) -> dict[str, object]:
     """Writes the photo set into ``out`` (``train/``, ``heldout/``, ``manifest.json``); skips if done.
 
+    A photograph from a GitHub mirror that repeats one already taken (the same picture in two test
+    sets, or among the wallpapers) is skipped; crops of one scene share a split.
+
     Args:
         out: the output folder.
         cache_dir: where Debian packages are downloaded and unpacked (default: ``out/../photo-cache``).
         packages: Debian packages to take wallpapers from (empty: scikit-image only, no apt).
+        github_mirrors: local git mirrors of GitHub repositories, by ``owner/name``, to read the
+            ``github_folders`` of that repository from (none: no GitHub photos).
+        github_folders: the table of folders to take (default :data:`GITHUB_PHOTOS`).
         max_side: the long side of the written images is at most this.
         fraction: held-out share, see :func:`assign_splits`.
         minimum: least number of held-out images.
         force: rebuild even when a complete manifest with the same settings exists.
 
     Returns:
-        The manifest: ``settings``, ``complete`` (False when a package could not be fetched; a later
-        run retries), ``images`` (records as in :class:`PhotoRecord`) and ``skipped_sources``.
+        The manifest: ``settings`` (with the commit of each mirror), ``complete`` (False when a package
+        could not be fetched or a mirror lacks a listed folder; a later run retries), ``images`` (records
+        as in :class:`PhotoRecord`) and ``skipped_sources``.
 
     Raises:
         OutputError: ``out`` cannot be written.
+        PhotoSourceError: a mirror is of a reserved repository, of one with no folder in the table, or
+            cannot be read.
     """
-    settings = _settings(max_side, packages, fraction, minimum)
+    mirrors = dict(github_mirrors or {})
+    for repo in mirrors:
+        if is_reserved(repo):
+            raise PhotoSourceError(f"{repo}: its images are reserved for independent review; never taken")
+        if not any(f.repo == repo for f in github_folders):
+            raise PhotoSourceError(f"{repo}: no photo folder of it is listed (see GITHUB_PHOTOS)")
+    commits = {repo: _mirror_commit(mirror) for repo, mirror in mirrors.items()}
+    settings = _settings(max_side, packages, commits, fraction, minimum)
     if not force:
         done = _existing(out, settings)
         if done is not None:
@@ -512,16 +747,41 @@ def build_photo_set(
             skipped_sources.append(package)
             continue
         candidates.extend(iter_debian_photos(package, root, version))
+    for repo in dict.fromkeys(f.repo for f in github_folders):  # table order: which of two copies is kept
+        if repo not in mirrors:
+            continue
+        try:
+            candidates.extend(list(iter_github_photos(repo, mirrors[repo], github_folders)))
+        except PhotoSourceError as exc:
+            _log.error("%s: skipped: %s", repo, exc)
+            skipped_sources.append(f"github:{repo}")
 
-    kept = []
+    kept: list[_Candidate] = []
+    thumbnails: list[tuple[np.ndarray, float]] = []
     for c in candidates:
         if min(c.image.shape[:2]) < _MIN_SHORT_SIDE:
             _log.info(
                 "%s: skip %s: smaller than one %d px training crop", c.source, c.origin, _MIN_SHORT_SIDE
             )
-        else:
-            kept.append(c)
-    splits = assign_splits([c.key for c in kept], fraction, minimum)
+            continue
+        thumb, aspect = _thumbnail(c.image), c.image.shape[1] / c.image.shape[0]
+        if c.source.startswith("github:"):
+            twin = next(
+                (
+                    kept[i]
+                    for i, (t, a) in enumerate(thumbnails)
+                    if abs(a / aspect - 1.0) < 0.03 and float(t @ thumb) > _DUPLICATE_CORRELATION
+                ),
+                None,
+            )
+            if twin is not None:
+                _log.info("%s: skip %s: the same photograph as %s", c.source, c.origin, twin.key)
+                continue
+        kept.append(c)
+        thumbnails.append((thumb, aspect))
+    split_keys = {c.key: c.split_key or c.key for c in kept}
+    by_split_key = assign_splits(sorted(set(split_keys.values())), fraction, minimum)
+    splits = {key: by_split_key[split_key] for key, split_key in split_keys.items()}
 
     try:
         old = out / MANIFEST_NAME
@@ -585,7 +845,9 @@ def build_photo_set(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m mmrealsr_training.photos --out data/photos``."""
-    parser = argparse.ArgumentParser(prog="python -m mmrealsr_training.photos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mmrealsr_training.photos", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--out", type=Path, required=True, help="output folder (train/, heldout/, manifest.json)"
     )
@@ -599,6 +861,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"Debian package to take wallpapers from, repeatable (default: {' '.join(DEBIAN_PACKAGES)})",
     )
     parser.add_argument("--no-debian", action="store_true", help="scikit-image photographs only, no apt")
+    parser.add_argument(
+        "--github-mirror",
+        action="append",
+        default=[],
+        metavar="OWNER/NAME=DIR",
+        help="a local git mirror of a repository listed in GITHUB_PHOTOS to take its test-set photographs "
+        "from, repeatable (DIR alone when it is named OWNER+NAME or sits in such a folder)",
+    )
     parser.add_argument("--max-side", type=int, default=1024, help="long side of the written images at most")
     parser.add_argument("--force", action="store_true", help="rebuild even if the set is already there")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -608,8 +878,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     packages: Sequence[str] = () if args.no_debian else tuple(args.package or DEBIAN_PACKAGES)
     try:
+        mirrors = dict(parse_github_mirror(spec) for spec in args.github_mirror)
         manifest = build_photo_set(
-            args.out, cache_dir=args.cache, packages=packages, max_side=args.max_side, force=args.force
+            args.out,
+            cache_dir=args.cache,
+            packages=packages,
+            github_mirrors=mirrors,
+            max_side=args.max_side,
+            force=args.force,
         )
     except MMRealSRVideoError as exc:
         _log.error("%s", exc)

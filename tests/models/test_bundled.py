@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmrealsr_training.degradations import degrade_fixed
-from mmrealsr_training.evaluate import luma, psnr
+from mmrealsr_training.metrics import luma, psnr
 from skimage import data as skdata
 
 from mmrealsr_video import load_model

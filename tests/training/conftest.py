@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage import data as skdata
 
-from mmrealsr_video.models.loader import ModulatedModel, load_model
+from mmrealsr_video import ModulatedModel, load_model
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
 
 #: The photographs of the ``photos`` fixture (scikit-image names), written as ``NAME.png``.

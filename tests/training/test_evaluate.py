@@ -1,5 +1,6 @@
-"""Tests of the held-out evaluation: metric helpers on known inputs, and ``evaluate`` end to end on
-small photographs made here, with a random compact model and with a hand-made oracle model."""
+"""Tests of the held-out evaluation: the protocol's constants, and ``evaluate`` end to end on small
+photographs made here, with a random compact model and with a hand-made oracle model (the measures
+themselves are tested in test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmrealsr_training import evaluate as ev
+from mmrealsr_training import metrics as M
+from mmrealsr_training import report as rp
 
+from mmrealsr_video import ModulatedModel
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.models.loader import ModulatedModel
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
 from tests.training.conftest import PHOTO_NAMES
 
@@ -34,9 +37,9 @@ class _OracleModel:
     def estimate(self, x: torch.Tensor) -> torch.Tensor:
         out = []
         for img in x:
-            y = ev.luma(img.permute(1, 2, 0).numpy())
-            noise = math.tanh(20.0 * ev.high_pass_std(y, sigma=1.0))
-            blur = 1.0 - math.tanh(20.0 * ev.laplacian_variance(y))
+            y = M.luma(img.permute(1, 2, 0).numpy())
+            noise = math.tanh(20.0 * M.high_pass_std(y, sigma=1.0))
+            blur = 1.0 - math.tanh(20.0 * M.laplacian_variance(y))
             out.append([blur, noise])
         return torch.tensor(out, dtype=torch.float32)
 
@@ -51,95 +54,18 @@ class _OracleModel:
         return torch.stack(out)
 
 
-# --------------------------------------------------------------------------------------------------
-# Metric helpers
-
-
-def _texture(seed: int = 0, size: int = 64) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return cv2.GaussianBlur(rng.random((size, size)), (0, 0), 1.0)
-
-
-def test_luma_range() -> None:
-    assert ev.luma(np.zeros((2, 2, 3))) == pytest.approx(np.full((2, 2), 16 / 255))
-    assert ev.luma(np.ones((2, 2, 3))) == pytest.approx(np.full((2, 2), 235 / 255))
-
-
-def test_psnr_known_values() -> None:
-    a = np.full((8, 8), 0.5)
-    assert ev.psnr(a, a) == ev.PSNR_CAP_DB
-    assert ev.psnr(a, a + 0.1) == pytest.approx(20.0)
-    assert ev.psnr(a, a + 0.01) == pytest.approx(40.0)
-
-
-def test_ssim_known_values() -> None:
-    a = _texture()
-    assert ev.ssim(a, a) == pytest.approx(1.0)
-    assert ev.ssim(a, cv2.GaussianBlur(a, (0, 0), 2.0)) < 0.95
-
-
-def test_laplacian_variance_sharp_above_blurred() -> None:
-    y = _texture()
-    assert ev.laplacian_variance(y) > ev.laplacian_variance(cv2.GaussianBlur(y, (0, 0), 1.5))
-    assert ev.laplacian_variance(np.full((16, 16), 0.3)) == pytest.approx(0.0)
-
-
-def test_high_pass_std_noisy_above_clean() -> None:
-    y = cv2.GaussianBlur(_texture(), (0, 0), 4.0)
-    noisy = y + np.random.default_rng(1).normal(0.0, 0.05, y.shape)
-    assert ev.high_pass_std(noisy) > 2 * ev.high_pass_std(y)
-    mask = ev.flat_mask(y)
-    assert ev.high_pass_std(noisy, mask) > ev.high_pass_std(y, mask)
-
-
-def test_flat_mask_picks_flat_half() -> None:
-    y = np.full((64, 64), 0.5)
-    y[:, 32:] = _texture(size=64)[:, 32:]
-    mask = ev.flat_mask(y, fraction=0.25)
-    assert mask[:, :28].all()  # ties at zero local std are all kept
-    assert not mask[:, 36:].any()  # and nothing of the textured side
-    assert ev.flat_mask(_texture(), fraction=0.25).mean() == pytest.approx(0.25, abs=0.01)
-    assert ev.flat_mask(np.zeros((8, 8))).all()  # never empty
-
-
-@pytest.mark.parametrize(
-    ("values", "increasing", "expected"),
-    [
-        ([1, 2, 3, 4], True, True),
-        ([4, 3, 2, 1], False, True),
-        ([4, 3, 2, 1], True, False),
-        ([1, 2, 1.5, 4], True, False),
-        ([1.0, 2.0, 2.0 - 1e-5, 3.0], True, True),  # a step back within 1e-4 relative
-        ([1.0, 2.0, 2.0 - 1e-3, 3.0], True, False),  # beyond it
-        ([2.0, 2.0, 2.0], True, False),  # flat: the knob does nothing
-        ([2.0, 2.0, 2.0], False, False),
-        ([1.0, float("nan"), 3.0], True, False),
-        ([1.0], True, False),
-    ],
-)
-def test_is_monotone(values: list[float], increasing: bool, expected: bool) -> None:
-    assert ev.is_monotone(values, increasing=increasing) is expected
-
-
-def test_spearman() -> None:
-    assert ev.spearman([0, 1, 2, 3], [0.1, 0.2, 0.5, 0.9]) == (pytest.approx(1.0), True)
-    assert ev.spearman([0, 1, 2, 3], [0.9, 0.5, 0.2, 0.1]) == (pytest.approx(-1.0), True)
-    assert ev.spearman([0, 1, 2, 3], [0.4, 0.4, 0.4, 0.4]) == (0.0, False)
-    assert ev.spearman([0, 1, 2, 3], [0.4, 0.4 + 1e-8, 0.4, 0.4]) == (0.0, False)
-
-
 def test_protocol_constants() -> None:
     assert len(ev.NOISE_LEVELS) == 7 and ev.NOISE_LEVELS[0] == 0 and ev.NOISE_LEVELS[-1] == 30
     assert len(ev.BLUR_LEVELS) == 7 and ev.BLUR_LEVELS[0] == 0.2 and ev.BLUR_LEVELS[-1] == 3.0
     assert len(ev.COEFF_STEPS) == 11 and ev.COEFF_STEPS[0] == 0 and ev.COEFF_STEPS[-1] == 1
-    assert all(v in ev.COEFF_STEPS for v in ev.CONTACT_SHEET_VALUES)
+    assert all(v in ev.COEFF_STEPS for v in rp.CONTACT_SHEET_VALUES)
 
 
 # --------------------------------------------------------------------------------------------------
 # evaluate()
 
 
-def _check_shapes(report: ev.EvaluationReport, n: int) -> None:
+def _check_shapes(report: rp.EvaluationReport, n: int) -> None:
     assert len(report.images) == n
     for r in report.images:
         assert len(r.noise_estimates) == len(ev.NOISE_LEVELS)
@@ -152,7 +78,7 @@ def _check_shapes(report: ev.EvaluationReport, n: int) -> None:
         assert len(r.blur_sweep_sharpness) == len(ev.COEFF_STEPS)
         assert all(math.isfinite(v) and v >= 0 for v in (*r.noise_sweep_residual, *r.blur_sweep_sharpness))
         assert isinstance(r.noise_sweep_monotone, bool) and isinstance(r.blur_sweep_monotone, bool)
-        assert 0 < r.psnr_model <= ev.PSNR_CAP_DB and 0 < r.psnr_bicubic <= ev.PSNR_CAP_DB
+        assert 0 < r.psnr_model <= M.PSNR_CAP_DB and 0 < r.psnr_bicubic <= M.PSNR_CAP_DB
         assert -1.0 <= r.ssim_model <= 1.0 and -1.0 <= r.ssim_bicubic <= 1.0
     for v in report.summary().values():
         assert math.isfinite(v)
@@ -169,10 +95,10 @@ def test_evaluate_random_compact(photos: Path, tmp_path: Path, compact_model: Mo
 
     sheet = cv2.imread(report.contact_sheet)
     assert sheet is not None
-    assert sheet.shape == (3 * len(PHOTOS) * CROP, len(ev.CONTACT_SHEET_VALUES) * CROP, 3)
+    assert sheet.shape == (3 * len(PHOTOS) * CROP, len(rp.CONTACT_SHEET_VALUES) * CROP, 3)
 
     saved = json.loads(Path(report.report_json).read_text())
-    assert Path(report.report_json) == tmp_path / "out" / ev.REPORT_NAME
+    assert Path(report.report_json) == tmp_path / "out" / rp.REPORT_NAME
     assert len(saved["images"]) == len(PHOTOS)
     assert set(saved["summary"]) == set(report.summary())
     assert saved["summary"]["mean_psnr_gain"] == pytest.approx(report.mean_psnr_gain)
@@ -208,7 +134,7 @@ def test_evaluate_oracle_meets_ranking_and_monotone_goals(photos: Path, tmp_path
         ):
             assert blur_ok, (r.name, blur, noise)
             assert noise_ok or noise == 0, (r.name, blur, noise)
-    sheet = cv2.imread(str(tmp_path / ev.CONTACT_SHEET_NAME))
+    sheet = cv2.imread(str(tmp_path / rp.CONTACT_SHEET_NAME))
     assert sheet is not None and sheet.shape[0] == 3 * 2 * CROP
 
 
@@ -234,6 +160,6 @@ def test_cli(photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert ev.main([*argv, "--max-images", "1", "-q"]) == 0
     printed = capsys.readouterr().out
     assert "Estimation" in printed and "Goals" in printed
-    assert len(json.loads((out / ev.REPORT_NAME).read_text())["images"]) == 1
-    assert (out / ev.CONTACT_SHEET_NAME).is_file()
+    assert len(json.loads((out / rp.REPORT_NAME).read_text())["images"]) == 1
+    assert (out / rp.CONTACT_SHEET_NAME).is_file()
     assert ev.main([*argv, "--crop", "65"]) == 2

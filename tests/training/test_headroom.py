@@ -11,8 +11,8 @@ import torch
 from mmrealsr_training import evaluate as ev
 from mmrealsr_training import headroom as hr
 
+from mmrealsr_video import ModulatedModel, load_model
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.models.loader import ModulatedModel, load_model
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
 
 CROP = 64

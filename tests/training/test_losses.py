@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mmrealsr_training import evaluate as E
+from mmrealsr_training import metrics as E
 from mmrealsr_training.losses import flat_weights, knob_losses, residual_noise_energy, sharpness_energy
 
 
@@ -40,12 +40,12 @@ def test_energies_match_the_evaluation_measures_in_order() -> None:
     mask = flat[0, 0].numpy() > 0
     levels = [0.0, 0.01, 0.02, 0.04]
     ours = [float(residual_noise_energy(_noisy(gt, s), flat)) for s in levels]
-    theirs = [E.high_pass_std(E.luma(E._to_image(_noisy(gt, s)[0], quantize=False)), mask) for s in levels]
+    theirs = [E.high_pass_std(E.luma(E.to_image(_noisy(gt, s)[0], quantize=False)), mask) for s in levels]
     assert ours == sorted(ours) and theirs == sorted(theirs)
     assert np.corrcoef(np.sqrt(ours), theirs)[0, 1] > 0.99
     blurred = torch.nn.functional.avg_pool2d(gt, 3, stride=1, padding=1, count_include_pad=False)
     assert float(sharpness_energy(gt)) > float(sharpness_energy(blurred))
-    lap = [E.laplacian_variance(E.luma(E._to_image(t[0], quantize=False))) for t in (gt, blurred)]
+    lap = [E.laplacian_variance(E.luma(E.to_image(t[0], quantize=False))) for t in (gt, blurred)]
     assert lap[0] > lap[1]
 
 
