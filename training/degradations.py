@@ -2,9 +2,9 @@
 
 Every random choice for a batch is drawn once into a :class:`SynthesisPlan`; each LR copy is then rendered
 from that plan at chosen strengths, so the copies differ only where they are meant to (blur for
-``more_blur``, noise and JPEG for ``more_noise``, everything at its worst for ``max_anchor``).
-:func:`synthesize` does it all for a batch; :func:`degrade_fixed` is a controlled single-level
-degradation for evaluation.
+``more_blur``, noise and compression (JPEG or a video codec's CRF / quantiser) for ``more_noise``,
+everything at its worst for ``max_anchor``). :func:`synthesize` does it all for a batch;
+:func:`degrade_fixed` is a controlled single-level degradation for evaluation.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from mmrealsr_video.errors import InputError
 
 from ._kernels import GAUSSIAN_KINDS, Kernel, fft_filter, gaussian_kernel_1d, kernel_stack
+from .codecs import CODECS, VideoCoding, code_as_video, code_clip, codec_available, translate
 
 __all__ = [
     "AXIS_ANCHORS",
@@ -41,6 +43,8 @@ __all__ = [
     "Resize",
     "SamplePlan",
     "SynthesisPlan",
+    "VideoChoice",
+    "VideoClip",
     "degrade_fixed",
     "render",
     "resolve",
@@ -59,7 +63,7 @@ DEGRADED_COPIES = ("base", "more_blur", "more_noise", "max_anchor")
 COPY_NAMES = (*DEGRADED_COPIES, "min_anchor")
 
 Level = Literal["base", "more", "worst"]
-#: The (blur, noise-and-JPEG) strength of each rendered copy.
+#: The (blur, noise-and-compression) strength of each rendered copy.
 _COPY_LEVELS: dict[str, tuple[Level, Level]] = {
     "base": ("base", "base"),
     "more_blur": ("more", "base"),
@@ -85,7 +89,8 @@ class DegradationConfig:
 
     Ranges are ``(low, high)`` tuples. Noise levels are Gaussian sigmas on the 0-255 scale or Poisson
     scales; JPEG qualities are OpenCV's 1-100. The ``blur`` / ``noise`` / ``jpeg`` switches turn a whole
-    degradation off (for tests and ablations); the released pipeline has all three on.
+    degradation off (for tests and ablations); the released pipeline has all three on. Video coding
+    (ours) is off unless ``video_prob`` > 0; with it off the random stream is the released one.
 
     Attributes:
         scale: ratio between GT and LR size.
@@ -119,12 +124,32 @@ class DegradationConfig:
             image first (``antialias=True`` of ``F.interpolate``; area resizing always averages), as an
             optical path or a scanner does, instead of sampling the image sparsely and folding its fine
             detail back as aliasing.
+        video_prob: ours, 0 in the released recipe: the share of samples whose last encoding is a real
+            video codec instead of JPEG: a short clip of the image moving slightly, with fresh grain in
+            every frame (the last round's noise, same kind and level, its own field), coded in 4:2:0
+            through PyAV, and one inter-coded frame (P or B, as the encoder picks) of it taken back. The
+            clip is coded last, at LR size (after the resize to LR and the sinc filter), whatever
+            ``jpeg_last`` drew: a video is decoded at the size it was coded. Single-order samples code it
+            in place of their one JPEG. The first round keeps its JPEG (an earlier generation). The
+            ``jpeg`` switch does not turn video coding off.
+        codecs: the encoders drawn from (keys of ``mmrealsr_training.codecs.CODECS``: libx264, libx265,
+            mpeg2video, mpeg4).
+        codec_probs: probability of each entry of ``codecs``.
+        crf_range: CRF range of libx264 and libx265 (0-51; larger is worse).
+        qscale_range: fixed-quantiser range of mpeg2video and mpeg4 (1-31; larger is worse, i.e. a
+            lower bit rate: 2-5 is DVD-like, 10-31 the low rates of VCD- and DivX-era files).
+        clip_frames: frames per clip (2-16); the frame taken back is drawn from the inter-coded ones.
+        clip_motion: range of the clip's speed in LR pixels per frame (its direction is uniform).
+        video_threads: threads that code a batch's clips (PyAV releases the GIL while coding); the
+            output does not depend on it.
         blur_gap_min: the "more blur" control: least amount by which the ``more_blur`` kernel sigma
             exceeds the base one (summed over both axes for the anisotropic families).
         sinc_gap_min: the same for sinc kernels, as a cut-off frequency drop in radians per pixel.
         gaussian_noise_delta: the "more noise" control: range of the extra Gaussian sigma d (s -> s + d).
         poisson_noise_delta: range of the extra Poisson scale.
         jpeg_quality_drop: range of the JPEG quality drop d' of the ``more_noise`` copy (q -> q - d').
+        crf_increase: range of the CRF increase of the ``more_noise`` copy, video samples (libx264/5).
+        qscale_increase: range of the quantiser increase of the ``more_noise`` copy (mpeg2video/mpeg4).
         usm_radius: unsharp-mask Gaussian radius in pixels (kernel size 2r + 1, OpenCV's sigma for it).
         usm_weight: unsharp-mask strength.
         usm_threshold: residuals below this (0-255 scale) are left unsharpened.
@@ -163,12 +188,23 @@ class DegradationConfig:
     final_sinc_prob: float = 0.8
     single_order_prob: float = 0.0
     antialias: bool = False
+    # video coding (ours)
+    video_prob: float = 0.0
+    codecs: tuple[str, ...] = ("libx264", "libx265", "mpeg2video", "mpeg4")
+    codec_probs: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
+    crf_range: tuple[int, int] = (18, 51)
+    qscale_range: tuple[int, int] = (2, 31)
+    clip_frames: int = 3
+    clip_motion: tuple[float, float] = (0.0, 1.0)
+    video_threads: int = 1
     # MM-RealSR's controlled differences
     blur_gap_min: float = 0.1
     sinc_gap_min: float = 0.1
     gaussian_noise_delta: tuple[float, float] = (1.0, 21.0)
     poisson_noise_delta: tuple[float, float] = (0.05, 2.05)
     jpeg_quality_drop: tuple[int, int] = (5, 60)
+    crf_increase: tuple[int, int] = (3, 18)
+    qscale_increase: tuple[int, int] = (2, 14)
     # unsharp masking of the GT
     usm_radius: int = 50
     usm_weight: float = 0.5
@@ -186,7 +222,7 @@ class DegradationConfig:
             raise bad("kernel_probs", "needs one probability per entry of kernel_list")
         if not self.kernel_sizes or any(s < 3 or s % 2 == 0 for s in self.kernel_sizes):
             raise bad("kernel_sizes", "must be odd sizes of at least 3")
-        for name in ("kernel_probs", "resize_prob", "resize_prob2"):
+        for name in ("kernel_probs", "resize_prob", "resize_prob2", "codec_probs"):
             probs = getattr(self, name)
             if any(p < 0 for p in probs) or not math.isclose(sum(probs), 1.0, abs_tol=1e-6):
                 raise bad(name, "must be non-negative and sum to 1")
@@ -200,6 +236,7 @@ class DegradationConfig:
             "gray_noise_prob2",
             "final_sinc_prob",
             "single_order_prob",
+            "video_prob",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise bad(name, "must be a probability in [0, 1]")
@@ -249,11 +286,52 @@ class DegradationConfig:
             raise bad("blur_gap_min", "must be non-negative")
         if not 0.0 <= self.sinc_gap_min < math.pi / 3 * 2:
             raise bad("sinc_gap_min", "must be in [0, 2 pi / 3)")
+        self._check_video(bad)
         if self.usm_radius < 1 or self.usm_weight < 0 or self.usm_threshold < 0:
             raise InputError(
                 "DegradationConfig.usm_*: radius must be >= 1, weight and threshold >= 0 "
                 f"(got {self.usm_radius}, {self.usm_weight}, {self.usm_threshold})"
             )
+
+    def _check_video(self, bad: Callable[[str, str], InputError]) -> None:
+        unknown = [c for c in self.codecs if c not in CODECS]
+        if not self.codecs or unknown:
+            raise bad(
+                "codecs",
+                f"unknown codec {unknown[0]!r}; known: {', '.join(CODECS)}" if unknown else "is empty",
+            )
+        if len(self.codec_probs) != len(self.codecs):
+            raise bad("codec_probs", "needs one probability per entry of codecs")
+        if self.video_prob > 0:
+            missing = [c for c in self.codecs if not codec_available(c)]
+            if missing:
+                raise bad(
+                    "codecs",
+                    f"this PyAV build cannot code {missing[0]!r}; remove it or install a PyAV with it",
+                )
+        for rng_name, inc_name, control in (
+            ("crf_range", "crf_increase", "crf"),
+            ("qscale_range", "qscale_increase", "qscale"),
+        ):
+            limits = [spec.limits for spec in CODECS.values() if spec.control == control]
+            lo_limit, hi_limit = max(lim[0] for lim in limits), min(lim[1] for lim in limits)
+            inc_lo, inc_hi = getattr(self, inc_name)
+            if not 0 < inc_lo <= inc_hi:
+                raise bad(inc_name, "must be a range (low, high) with 0 < low <= high")
+            lo, hi = getattr(self, rng_name)
+            if not lo_limit <= lo <= hi <= hi_limit:
+                raise bad(rng_name, f"must be a range within {lo_limit}..{hi_limit}")
+            if hi - lo < inc_hi:
+                raise bad(rng_name, f"is narrower than the largest {inc_name}")
+        if not 2 <= self.clip_frames <= 16:
+            raise bad("clip_frames", "must be 2..16 (an I-frame, then the inter-coded ones)")
+        lo_m, hi_m = self.clip_motion
+        if not 0.0 <= lo_m <= hi_m <= 8.0:
+            raise bad(
+                "clip_motion", "must be a range (low, high) with 0 <= low <= high <= 8 pixels per frame"
+            )
+        if self.video_threads < 1:
+            raise bad("video_threads", "must be at least 1")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -335,6 +413,42 @@ class JpegChoice:
 
 
 @dataclass(frozen=True)
+class VideoClip:
+    """The last encoding of one copy as a short video clip.
+
+    Attributes:
+        coding: codec and CRF / quantiser.
+        frames: frames in the clip; the first is an I-frame.
+        index: the decoded frame that is kept (>= 1: inter-coded); it is the image itself, unmoved.
+        motion: ``(dx, dy)`` LR pixels per frame: frame ``t`` is the image moved by ``(t - index) * motion``.
+    """
+
+    coding: VideoCoding
+    frames: int
+    index: int
+    motion: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class VideoChoice:
+    """One sample's video clip at the three strengths: same codec, clip, motion, kept frame and grain;
+    only the CRF / quantiser differs (``more`` is larger, i.e. worse, than ``base``; ``worst`` the largest)."""
+
+    codec: str
+    base: int
+    more: int
+    worst: int
+    frames: int
+    index: int
+    motion: tuple[float, float]
+
+    def at(self, level: Level) -> VideoClip:
+        """The clip at ``level``."""
+        value = {"base": self.base, "more": self.more, "worst": self.worst}[level]
+        return VideoClip(VideoCoding(self.codec, value), self.frames, self.index, self.motion)
+
+
+@dataclass(frozen=True)
 class Resize:
     """A random resize: ``direction`` up / down / keep, the factor, and the interpolation mode."""
 
@@ -355,6 +469,8 @@ class SamplePlan:
         single_order: the classic single-order degradation instead (see
             ``DegradationConfig.single_order_prob``): :func:`resolve` moves the first round's noise
             and JPEG to the end and drops the second round and the sinc filter, for every copy.
+        video: the last encoding as a video clip instead of JPEG (``DegradationConfig.video_prob``),
+            or ``None``.
     """
 
     blur1: BlurChoice | None
@@ -366,6 +482,7 @@ class SamplePlan:
     final_sinc: Kernel | None
     jpeg_last: bool
     single_order: bool = False
+    video: VideoChoice | None = None
 
 
 @dataclass(frozen=True)
@@ -392,7 +509,11 @@ class SynthesisPlan:
 
 @dataclass(frozen=True)
 class CopyDegradation:
-    """The concrete degradation of one copy of one sample (the plan resolved at that copy's strengths)."""
+    """The concrete degradation of one copy of one sample (the plan resolved at that copy's strengths).
+
+    ``video``, when set, is the last encoding in place of ``jpeg2`` (then ``None``), coded after the
+    resize to LR and the sinc filter (``jpeg_last`` True).
+    """
 
     blur1: Kernel | None
     noise1: Noise | None
@@ -402,6 +523,7 @@ class CopyDegradation:
     jpeg2: int | None
     final_sinc: Kernel | None
     jpeg_last: bool
+    video: VideoClip | None = None
 
 
 def resolve(sample: SamplePlan, copy: str) -> CopyDegradation:
@@ -413,6 +535,8 @@ def resolve(sample: SamplePlan, copy: str) -> CopyDegradation:
     if copy not in _COPY_LEVELS:
         raise InputError(f"resolve: unknown copy {copy!r}; expected one of {tuple(_COPY_LEVELS)}")
     blur, noise = _COPY_LEVELS[copy]
+    # The compression strength moves with the noise level: the noise knob covers both.
+    video = sample.video.at(noise) if sample.video is not None else None
     if sample.single_order:
         # Blur at GT size; grain and the one encoding at LR size, in the second round's places.
         return CopyDegradation(
@@ -421,9 +545,10 @@ def resolve(sample: SamplePlan, copy: str) -> CopyDegradation:
             jpeg1=None,
             blur2=None,
             noise2=sample.noise1.at(noise) if sample.noise1 is not None else None,
-            jpeg2=sample.jpeg1.at(noise) if sample.jpeg1 is not None else None,
+            jpeg2=sample.jpeg1.at(noise) if sample.jpeg1 is not None and video is None else None,
             final_sinc=None,
             jpeg_last=True,
+            video=video,
         )
     return CopyDegradation(
         blur1=sample.blur1.at(blur) if sample.blur1 is not None else None,
@@ -431,9 +556,10 @@ def resolve(sample: SamplePlan, copy: str) -> CopyDegradation:
         jpeg1=sample.jpeg1.at(noise) if sample.jpeg1 is not None else None,
         blur2=sample.blur2.at(blur) if sample.blur2 is not None else None,
         noise2=sample.noise2.at(noise) if sample.noise2 is not None else None,
-        jpeg2=sample.jpeg2.at(noise) if sample.jpeg2 is not None else None,
+        jpeg2=sample.jpeg2.at(noise) if sample.jpeg2 is not None and video is None else None,
         final_sinc=sample.final_sinc,
-        jpeg_last=sample.jpeg_last,
+        jpeg_last=sample.jpeg_last or video is not None,
+        video=video,
     )
 
 
@@ -515,6 +641,20 @@ def _sample_jpeg(g: np.random.Generator, cfg: DegradationConfig, q_range: tuple[
     return JpegChoice(base=more + drop, more=more, worst=lo)
 
 
+def _sample_video(g: np.random.Generator, cfg: DegradationConfig) -> VideoChoice:
+    codec = str(g.choice(cfg.codecs, p=np.asarray(cfg.codec_probs) / sum(cfg.codec_probs)))
+    crf = CODECS[codec].control == "crf"
+    lo, hi = cfg.crf_range if crf else cfg.qscale_range
+    inc_lo, inc_hi = cfg.crf_increase if crf else cfg.qscale_increase
+    increase = int(g.integers(inc_lo, inc_hi + 1))
+    base = int(g.integers(lo, hi - increase + 1))
+    index = int(g.integers(1, cfg.clip_frames))
+    speed = float(g.uniform(*cfg.clip_motion))
+    angle = float(g.uniform(-math.pi, math.pi))
+    motion = (speed * math.cos(angle), speed * math.sin(angle))
+    return VideoChoice(codec, base, base + increase, hi, cfg.clip_frames, index, motion)
+
+
 _DIRECTIONS: tuple[Literal["up", "down", "keep"], ...] = ("up", "down", "keep")
 
 
@@ -570,6 +710,11 @@ def sample_plan(batch_size: int, cfg: DegradationConfig, rng: torch.Generator) -
         jpeg_last = bool(g.random() < 0.5)
         # Drawn only when asked for, so that the released configuration's stream is unchanged.
         single = cfg.single_order_prob > 0 and bool(g.random() < cfg.single_order_prob)
+        video = None
+        if cfg.video_prob > 0:
+            coded = bool(g.random() < cfg.video_prob)
+            choice = _sample_video(g, cfg)  # drawn either way: the share does not shift other choices
+            video = choice if coded else None
         samples.append(
             SamplePlan(
                 blur1=blur1 if cfg.blur else None,
@@ -581,6 +726,7 @@ def sample_plan(batch_size: int, cfg: DegradationConfig, rng: torch.Generator) -
                 final_sinc=final_sinc if cfg.blur else None,
                 jpeg_last=jpeg_last,
                 single_order=single,
+                video=video,
             )
         )
     return SynthesisPlan(cfg.scale, resize1, resize2, final_mode, tuple(samples), cfg.antialias)
@@ -681,6 +827,89 @@ def _jpeg(x: torch.Tensor, qualities: Sequence[int | None]) -> torch.Tensor:
     return out
 
 
+def _frame_seed(seed: int, frame: int) -> int:
+    """The grain field of another frame of a clip: the copies of a sample share it, as they share ``seed``."""
+    return int(np.random.SeedSequence([seed, frame]).generate_state(1, np.uint64)[0] >> np.uint64(2))
+
+
+def _video(
+    x: torch.Tensor,
+    pre: torch.Tensor,
+    specs: Sequence[CopyDegradation],
+    batch: int,
+    noise_of: Callable[[CopyDegradation], Noise | None],
+    finish: Callable[[torch.Tensor, Sequence[CopyDegradation]], torch.Tensor],
+    threads: int,
+) -> torch.Tensor:
+    """Replaces each image whose copy has a ``video`` clip by the clip's decoded frame ``index``.
+
+    The clip's frame ``index`` is the image itself (``x``, as it would go to the encoder); each other frame
+    ``t`` is made the same way from ``pre``, the images before their last noise: moved by ``(t - index) *
+    motion``, with fresh grain of the same kind and level (the field of seed ``(seed, t)``: film grain and
+    sensor noise change every frame, which inter-coding cannot predict), then ``finish`` (the resize to
+    LR and the sinc filter). ``x`` stacks the copies copy-major, ``batch`` samples each; the copies of a
+    sample share everything of the clip but its strength.
+    """
+    copies = x.shape[0] // batch
+    coded_by_sample = [[specs[c * batch + s].video is not None for c in range(copies)] for s in range(batch)]
+    if any(any(flags) and not all(flags) for flags in coded_by_sample):
+        raise ValueError("the copies of a sample must all be video-coded or none")
+    todo = [s for s in range(batch) if coded_by_sample[s][0]]
+    if not todo:
+        return x
+    clip_of = {s: clip for s in todo if (clip := specs[s].video) is not None}
+    lengths = {clip.frames for clip in clip_of.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"the clips of a batch must have one length, got {sorted(lengths)}")
+    length = lengths.pop()
+
+    # Every other frame of every clip in one stack, copy-major over (frame, sample) pairs, so that the
+    # copies of a pair share its grain field as they share the sample's.
+    pairs = [(t, s) for t in range(length) for s in todo if t != clip_of[s].index]
+    src = [c * batch + s for c in range(copies) for _, s in pairs]
+    step = torch.tensor([t - clip_of[s].index for t, s in pairs] * copies, dtype=torch.float32)
+    motion = torch.tensor([clip_of[s].motion for _, s in pairs] * copies, dtype=torch.float32)
+    scale = torch.tensor([pre.shape[-1] / x.shape[-1], pre.shape[-2] / x.shape[-2]])
+    which = [specs[i] for i in src]
+    noises = []
+    for (t, _), spec in zip(pairs * copies, which, strict=True):
+        n = noise_of(spec)
+        noises.append(dataclasses.replace(n, seed=_frame_seed(n.seed, t)) if n is not None else None)
+    others = finish(
+        _add_noise(translate(pre[src], step[:, None] * motion * scale), noises, len(pairs)), which
+    )
+    position = {(c, t, s): c * len(pairs) + j for c in range(copies) for j, (t, s) in enumerate(pairs)}
+
+    def to_u8(y: torch.Tensor) -> np.ndarray:
+        return y.mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+    target_u8, others_u8 = to_u8(x), to_u8(others)
+    jobs = [(c, s) for c in range(copies) for s in todo]
+
+    def decoded(job: tuple[int, int]) -> np.ndarray:
+        c, s = job
+        clip = specs[c * batch + s].video
+        assert clip is not None
+        frames = np.stack(
+            [
+                target_u8[c * batch + s] if t == clip.index else others_u8[position[c, t, s]]
+                for t in range(length)
+            ]
+        )
+        return code_clip(frames, clip.coding)[clip.index]
+
+    if threads > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(min(threads, len(jobs))) as pool:
+            coded = list(pool.map(decoded, jobs))
+    else:
+        coded = [decoded(job) for job in jobs]
+    out = x.clone()
+    out[[c * batch + s for c, s in jobs]] = (
+        torch.from_numpy(np.stack(coded)).permute(0, 3, 1, 2).to(x.dtype).div_(255.0)
+    )
+    return out
+
+
 def _quantize(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0.0, 1.0) * 255.0).round() / 255.0
 
@@ -696,7 +925,11 @@ def _check_batch(x: torch.Tensor, name: str, func: str, scale: int) -> None:
 
 
 def render(
-    gt_usm: torch.Tensor, plan: SynthesisPlan, copies: Sequence[str] = DEGRADED_COPIES
+    gt_usm: torch.Tensor,
+    plan: SynthesisPlan,
+    copies: Sequence[str] = DEGRADED_COPIES,
+    *,
+    video_threads: int = 1,
 ) -> dict[str, torch.Tensor]:
     """Renders degraded LR copies of a batch from a plan.
 
@@ -704,6 +937,7 @@ def render(
         gt_usm: (B, 3, H, W) float in [0, 1], the sharpened GT that is degraded (as MM-RealSR does).
         plan: from :func:`sample_plan` for this batch size.
         copies: names among ``DEGRADED_COPIES``.
+        video_threads: threads coding the video clips (the output does not depend on it).
 
     Returns:
         One (B, 3, H / scale, W / scale) float32 tensor per copy, clamped and rounded to 8-bit levels.
@@ -723,7 +957,7 @@ def render(
         for kind in (True, False):
             idx = [i for i, flag in enumerate(single) if flag is kind]
             sub = dataclasses.replace(plan, samples=tuple(plan.samples[i] for i in idx))
-            parts[kind] = (idx, render(gt_usm[idx], sub, copies))
+            parts[kind] = (idx, render(gt_usm[idx], sub, copies, video_threads=video_threads))
         out = {}
         for name in copies:
             merged = gt_usm.new_empty((b, 3, *lr_size))
@@ -746,9 +980,10 @@ def render(
         x = filtered[[position[key] for key in wanted]]
     if all(single):
         # The classic model: blur, one downscale straight to LR size, grain, one lossy encoding.
-        x = _resize(x, lr_size, plan.final_mode, plan.antialias)
-        x = _add_noise(x, [s.noise2 for s in specs], b)
+        pre = _resize(x, lr_size, plan.final_mode, plan.antialias)
+        x = _add_noise(pre, [s.noise2 for s in specs], b)
         x = _jpeg(x, [s.jpeg2 for s in specs])
+        x = _video(x, pre, specs, b, lambda s: s.noise2, lambda y, _: y, video_threads)
         x = _quantize(x)
         return {name: x[i * b : (i + 1) * b] for i, name in enumerate(copies)}
     f1 = plan.resize1.factor
@@ -758,16 +993,21 @@ def render(
 
     x = _blur(x, [s.blur2 for s in specs])
     f2 = plan.resize2.factor
-    x = _resize(
+    pre = _resize(
         x, (max(int(lr_size[0] * f2), 1), max(int(lr_size[1] * f2), 1)), plan.resize2.mode, plan.antialias
     )
-    x = _add_noise(x, [s.noise2 for s in specs], b)
+    x = _add_noise(pre, [s.noise2 for s in specs], b)
+
+    def finish(y: torch.Tensor, which: Sequence[CopyDegradation]) -> torch.Tensor:
+        y = _resize(y, lr_size, plan.final_mode, plan.antialias)
+        return _blur(y, [s.final_sinc for s in which])
 
     # Real-ESRGAN's two orders of the last steps: [resize + sinc] then JPEG, or JPEG then [resize + sinc].
+    # A video clip is always coded last.
     x = _jpeg(x, [None if s.jpeg_last else s.jpeg2 for s in specs])
-    x = _resize(x, lr_size, plan.final_mode, plan.antialias)
-    x = _blur(x, [s.final_sinc for s in specs])
+    x = finish(x, specs)
     x = _jpeg(x, [s.jpeg2 if s.jpeg_last else None for s in specs])
+    x = _video(x, pre, specs, b, lambda s: s.noise2, finish, video_threads)
 
     x = _quantize(x)
     return {name: x[i * b : (i + 1) * b] for i, name in enumerate(copies)}
@@ -826,7 +1066,12 @@ def synthesize(
     gt_usm = usm_sharpen(gt, radius=cfg.usm_radius, weight=cfg.usm_weight, threshold=cfg.usm_threshold)
     plan = sample_plan(gt.shape[0], cfg, rng)
     _log.debug("synthesis plan: %s", plan)
-    out = render(gt_usm, plan, (*DEGRADED_COPIES, *AXIS_ANCHORS) if axis_anchors else DEGRADED_COPIES)
+    out = render(
+        gt_usm,
+        plan,
+        (*DEGRADED_COPIES, *AXIS_ANCHORS) if axis_anchors else DEGRADED_COPIES,
+        video_threads=cfg.video_threads,
+    )
     out["min_anchor"] = _quantize(F.interpolate(gt_usm, size=(h // cfg.scale, w // cfg.scale), mode="area"))
     return {"gt": gt, "gt_usm": gt_usm, **out}
 
@@ -837,6 +1082,7 @@ def degrade_fixed(
     blur_sigma: float,
     noise_sigma: float,
     jpeg_quality: int | None = None,
+    video: VideoCoding | None = None,
     scale: int = 4,
     seed: int = 0,
 ) -> torch.Tensor:
@@ -844,13 +1090,16 @@ def degrade_fixed(
 
     Isotropic Gaussian blur (``blur_sigma`` in HR pixels; below 0.05 none) -> antialiased bicubic
     downscale by ``scale`` -> Gaussian noise of ``noise_sigma`` on the 0-255 scale, its field fixed by
-    ``seed`` (so levels differ only in amplitude) -> optional JPEG -> clamp and 8-bit rounding.
+    ``seed`` (so levels differ only in amplitude) -> optional JPEG or video coding (the P-frame of a
+    short clip, :func:`mmrealsr_training.codecs.code_as_video`) -> clamp and 8-bit rounding.
 
     Args:
         hr: (B, 3, H, W) float in [0, 1], H and W multiples of ``scale``.
         blur_sigma: Gaussian blur sigma in HR pixels.
         noise_sigma: Gaussian noise sigma, 0-255 scale.
         jpeg_quality: JPEG quality 1-100, or ``None`` for no compression.
+        video: a codec and CRF / quantiser (e.g. ``VideoCoding("libx264", 32)``), or ``None``; not
+            together with ``jpeg_quality``.
         scale: downscale factor.
         seed: seed of the noise field.
 
@@ -869,6 +1118,8 @@ def degrade_fixed(
         )
     if jpeg_quality is not None and not 1 <= jpeg_quality <= 100:
         raise InputError(f"degrade_fixed: jpeg_quality must be in 1..100 or None, got {jpeg_quality}")
+    if jpeg_quality is not None and video is not None:
+        raise InputError("degrade_fixed: give jpeg_quality or video, not both")
     x = hr.float()
     h, w = x.shape[-2:]
     if blur_sigma >= 0.05:
@@ -884,4 +1135,7 @@ def degrade_fixed(
     x = x.clamp(0.0, 1.0)
     if jpeg_quality is not None:
         x = _jpeg(x, [jpeg_quality] * x.shape[0])
+    if video is not None:
+        crf = video.level if CODECS[video.codec].control == "crf" else None
+        x = code_as_video(x, video.codec, crf=crf, qscale=None if crf is not None else video.level)
     return _quantize(x)
