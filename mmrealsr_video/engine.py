@@ -37,8 +37,14 @@ from mmrealsr_video.analysis.streaming import AnalysisConfig, StreamingAnalysis,
 from mmrealsr_video.errors import InputError, OutputError
 from mmrealsr_video.io.colour import ColourDescription, frame_to_tensor, to_rgb8
 from mmrealsr_video.io.files import atomic_folder, atomic_output
-from mmrealsr_video.io.images import from_tensor, read_image, to_tensor, write_image
-from mmrealsr_video.io.sequences import find_sequence, image_output, is_image_output, is_sequence
+from mmrealsr_video.io.images import from_tensor, read_image, write_image
+from mmrealsr_video.io.sequences import (
+    find_sequence,
+    image_output,
+    is_image_output,
+    is_sequence,
+    sequence_frame,
+)
 from mmrealsr_video.io.sink import (
     FrameSink,
     ImageSink,
@@ -190,16 +196,19 @@ def restore_image(
     if not dst.parent.is_dir():
         raise OutputError(f"{dst.parent}: output folder does not exist")
     rgb, alpha = read_image(src)
+    # The picture takes a video frame's path (an RGB frame, the same conversion to the model's input
+    # and to the estimator's 8-bit pixels), so that a one-frame video of it gets the same numbers.
+    frame = sequence_frame(src, rgb, alpha)
+    x, _ = frame_to_tensor(frame, ColourDescription.from_frame(frame))
     model = load_model(s.model, device=s.device, dtype=s.dtype)
     t0 = time.perf_counter()
-    x = to_tensor(rgb)
     analysis = StreamingAnalysis(model, s.analysis)
-    settled = {r.index: r for r in analysis.push(0, 0.0, to_rgb8(x[0])) + analysis.finish()}
+    settled = {r.index: r for r in analysis.push(0, 0.0, to_rgb8(x)) + analysis.finish()}
     record = CoefficientResolver.from_analysis(settled.__getitem__, blur=s.blur, noise=s.noise).record(0)
     h, w = rgb.shape[:2]
     out_w, out_h = model.output_size(w, h, s.outscale)
     coeffs = torch.tensor([[record.blur, record.noise]], dtype=torch.float32)
-    y = model.restore_frames(x, coeffs, (out_h, out_w), tile=s.tile, tile_overlap=s.tile_overlap)
+    y = model.restore_frames(x[None], coeffs, (out_h, out_w), tile=s.tile, tile_overlap=s.tile_overlap)
     pixels = from_tensor(y.cpu(), rgb.dtype.type)
     if alpha is not None:
         import cv2

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# PySceneDetect looks for an ffmpeg executable (in a subprocess) when first imported: done here,
+# before the guard below, which is about the processes the tests start.
+import scenedetect  # noqa: F401
 import torch
+
+from mmrealsr_video.cli import main
 
 DATA = Path(__file__).parent / "data"
 
@@ -17,6 +26,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _subprocesses_only_in_slow_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts a process is marked ``slow``: refused otherwise, so the rule holds by itself."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +57,29 @@ def released_layout() -> list[tuple[str, tuple[int, ...]]]:
         dims = tuple(int(d) for d in shape.strip("()").split(",") if d.strip())
         rows.append((key, dims))
     return rows
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What a command printed and returned, as ``subprocess.run`` reports it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+#: The type of the ``cli`` fixture.
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Runs ``mmrealsr-video ARGS`` in this process (``cli.main``), capturing what it prints."""
+
+    def run(*args: object) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run

@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
 from mmrealsr_video import EncodeSettings, RestoreSettings, load_model, restore_video
 from mmrealsr_video.errors import InputError, OutputError, SettingsError
 from mmrealsr_video.plan.track import CoefficientTrack
+from tests.conftest import Cli
 from tests.media import Scene, packets, photos, write_audio_only, write_av_clip, write_clip, write_empty_video
 
 EXE = Path(sys.executable).with_name("mmrealsr-video")
@@ -112,7 +114,7 @@ def test_track_of_a_part_names_source_frames_and_restores_that_part(clip: Path, 
 @pytest.mark.parametrize(
     "case", ["truncated", "no_video", "zero_frames", "unwritable", "same_as_input", "exists"]
 )
-def test_bad_inputs_fail_cleanly(clip: Path, tmp_path: Path, case: str) -> None:
+def test_bad_inputs_fail_cleanly(clip: Path, tmp_path: Path, case: str, cli: Cli) -> None:
     src = tmp_path / "in.mkv"
     src.write_bytes(clip.read_bytes())
     out = tmp_path / "out.mkv"
@@ -132,9 +134,7 @@ def test_bad_inputs_fail_cleanly(clip: Path, tmp_path: Path, case: str) -> None:
     elif case == "exists":
         out.write_bytes(b"keep")
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    r = subprocess.run(
-        [str(EXE), "restore", str(src), str(out), "-q"], capture_output=True, text=True, timeout=300
-    )
+    r = cli("restore", str(src), str(out), "-q")
     if case == "truncated" and r.returncode == 0:
         pytest.fail("a truncated input was restored without a word")
     assert r.returncode != 0
@@ -176,27 +176,17 @@ def test_variable_frame_rate_and_ten_bit(tmp_path: Path) -> None:
     assert len(set(np.diff([f.pts for f in a]))) > 1
 
 
-def test_cli_restore_prints_summary(clip: Path, tmp_path: Path) -> None:
+def test_cli_restore_prints_summary(clip: Path, tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "cli.mp4"
-    r = subprocess.run(
-        [str(EXE), "restore", str(clip), str(out), "--noise", "+0.1", "--frames", ":8", "--crf", "28", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = cli("restore", str(clip), str(out), "--noise", "+0.1", "--frames", ":8", "--crf", "28", "-q")
     assert r.returncode == 0, r.stderr
     assert "8 frames" in r.stdout and str(out) in r.stdout
     assert len(_frames(out)) == 8
 
 
-def test_cli_restore_with_the_bundled_x2_model(clip: Path, tmp_path: Path) -> None:
+def test_cli_restore_with_the_bundled_x2_model(clip: Path, tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "x2.mkv"
-    r = subprocess.run(
-        [str(EXE), "restore", str(clip), str(out), "--model", "compact-x2", "--frames", ":4", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = cli("restore", str(clip), str(out), "--model", "compact-x2", "--frames", ":4", "-q")
     assert r.returncode == 0, r.stderr
     frames = _frames(out)
     assert len(frames) == 4 and (frames[0].width, frames[0].height) == (96, 64)  # 48x32 at x2
@@ -312,11 +302,46 @@ print("done")
     r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0 and "done" in r.stdout, r.stderr
     out = tmp_path / "part.mkv"
-    r = subprocess.run(
+    r = subprocess.run(  # in a child too, so that a hang fails at the timeout
         [str(EXE), "restore", str(path), str(out), "--frames", "0:5", "--quiet"],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     assert len(_frames(out)) == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".mov", ".avi", ".nut"])
+def test_every_listed_container_restores_the_sample(tmp_path: Path, suffix: str) -> None:
+    """Each container the docs list (one table: io.sink.MUXERS) restores part of the bundled sample,
+    its video at x4 and its audio copied where the container takes AAC."""
+    sample = Path(__file__).resolve().parent.parent / "examples" / "sample.mp4"
+    out = tmp_path / f"sample{suffix}"
+    summary = restore_video(sample, out, RestoreSettings(progress=False, frames=(0, 4)))
+    frames = _frames(out)
+    assert summary.frames == len(frames) == 4
+    assert (frames[0].width, frames[0].height) == (960, 640)
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_image_and_a_one_frame_restore_agree(tmp_path: Path) -> None:
+    """`image` and `restore` of the same picture (a one-image sequence) get the same automatic
+    coefficients: the same crops through the same estimator."""
+    from mmrealsr_video import ImageSettings, restore_image
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    picture = cv2.resize(photos()[2], (160, 160), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(folder / "pic.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    still = restore_image(folder / "pic.png", tmp_path / "still.png", ImageSettings())
+    restore_video(folder, tmp_path / "out", RestoreSettings(progress=False, save_track=tmp_path / "t.json"))
+    (record,) = CoefficientTrack.load(tmp_path / "t.json").frames
+    assert (still.record.auto_blur, still.record.auto_noise) == (record.auto_blur, record.auto_noise)
+    assert (still.record.blur, still.record.noise) == (record.blur, record.noise)
+    a = cv2.imread(str(tmp_path / "still.png"))
+    b = cv2.imread(str(tmp_path / "out" / "pic.png"))
+    assert a.shape == (640, 640, 3) and np.array_equal(a, b)  # the same picture, too

@@ -11,6 +11,7 @@ import pytest
 VSPIPE = Path(sys.executable).with_name("vspipe")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not VSPIPE.exists(), reason="vapoursynth extra not installed")
 def test_vspipe_runs_a_script(tmp_path: Path) -> None:
     script = tmp_path / "blank.vpy"
@@ -31,6 +32,7 @@ def test_public_api_is_exported() -> None:
         assert name in mmrealsr_video.__all__ and hasattr(mmrealsr_video, name)
 
 
+@pytest.mark.slow
 def test_setup_refuses_a_first_install_without_disk_space(tmp_path: Path) -> None:
     """The set-up says how much room it needs before it writes anything, not half-way through pip."""
     root = Path(__file__).resolve().parents[1]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +15,12 @@ from mmrealsr_video.engine import analyze
 from mmrealsr_video.errors import InputError
 from mmrealsr_video.plan.aggregate import PlanConfig
 from mmrealsr_video.plan.track import CoefficientTrack
+from tests.conftest import Cli
 from tests.media import Scene, photos, write_audio_only, write_clip, write_empty_video
 
 NOISE = [12.0, 0.0, 25.0, 6.0, 18.0]  # per scene, 0-255 scale; a fresh realisation every frame
 BLUR = [1.0, 0.6, 1.4, 0.8, 1.2]  # per scene, Gaussian sigma at 2x before the downscale
 FRAMES = 30
-EXE = Path(sys.executable).with_name("mmrealsr-video")
 
 
 @pytest.fixture(scope="module")
@@ -96,26 +94,10 @@ def test_select_crops_prefers_texture() -> None:
     assert select_crops(rgb[:40, :50], 3, 64).shape == (3, 40, 40, 3)
 
 
-def test_cli_writes_track_and_plot(clip: tuple[Path, list[int]], tmp_path: Path) -> None:
+def test_cli_writes_track_and_plot(clip: tuple[Path, list[int]], tmp_path: Path, cli: Cli) -> None:
     path, cuts = clip
     out, plot = tmp_path / "track.json", tmp_path / "track.png"
-    r = subprocess.run(
-        [
-            str(EXE),
-            "analyze",
-            str(path),
-            "-o",
-            str(out),
-            "--plot",
-            str(plot),
-            "--keyframes",
-            "noise: 0=+0.1",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = cli("analyze", str(path), "-o", str(out), "--plot", str(plot), "--keyframes", "noise: 0=+0.1", "-q")
     assert r.returncode == 0, r.stderr
     track = CoefficientTrack.load(out)
     assert track.cuts == cuts and track.model == "default"

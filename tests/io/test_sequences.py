@@ -3,8 +3,6 @@ written by the tests and restored with the bundled default model."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,9 +17,9 @@ from mmrealsr_video.errors import InputError, OutputError
 from mmrealsr_video.io.images import read_image, to_tensor
 from mmrealsr_video.io.sequences import find_sequence
 from mmrealsr_video.plan.track import CoefficientTrack
+from tests.conftest import Cli
 from tests.media import Scene, photos, render_frame, write_av_clip
 
-EXE = Path(sys.executable).with_name("mmrealsr-video")
 SIZE = (48, 32)  # width, height
 
 
@@ -145,18 +143,11 @@ def test_sequence_to_video_at_the_given_rate(tmp_path: Path) -> None:
         assert not c.streams.audio
 
 
-def test_sequence_options_track_keyframes_range_outscale_format(tmp_path: Path) -> None:
+def test_sequence_options_track_keyframes_range_outscale_format(tmp_path: Path, cli: Cli) -> None:
     _write_sequence(tmp_path / "in", [f"img{i}.png" for i in range(6)])
-    r = subprocess.run(
-        [
-            str(EXE), "restore", str(tmp_path / "in" / "*.png"), str(tmp_path / "out"), "--frames", "1:5",
+    r = cli("restore", str(tmp_path / "in" / "*.png"), str(tmp_path / "out"), "--frames", "1:5",
             "--outscale", "2", "--image-format", "jpg", "--keyframes", "blur: 0=0.25", "--noise", "0.5",
-            "--save-track", str(tmp_path / "t.csv"), "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
+            "--save-track", str(tmp_path / "t.csv"), "-q")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "4 frames" in r.stdout and str(tmp_path / "out") in r.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"img{i}.jpg" for i in range(1, 5)]
@@ -168,9 +159,7 @@ def test_sequence_options_track_keyframes_range_outscale_format(tmp_path: Path) 
     # a time range instead of frames (converted with --fps)
     restore_video(tmp_path / "in", tmp_path / "again", _fast(fps=10, start=0.1, duration=0.4))
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == [f"img{i}.png" for i in range(1, 5)]
-    info = subprocess.run(
-        [str(EXE), "info", str(tmp_path / "in")], capture_output=True, text=True, timeout=120
-    )
+    info = cli("info", str(tmp_path / "in"))
     assert info.returncode == 0, info.stderr
     assert "6 frames" in info.stdout and "48x32" in info.stdout and "8-bit" in info.stdout
 
@@ -229,16 +218,11 @@ def test_bad_sequences_fail_cleanly(tmp_path: Path, case: str) -> None:
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_cli_sequence_errors_are_clean(tmp_path: Path) -> None:
+def test_cli_sequence_errors_are_clean(tmp_path: Path, cli: Cli) -> None:
     paths = _write_sequence(tmp_path / "in", [f"{i}.png" for i in range(3)])
     cv2.imwrite(str(paths[2]), np.zeros((20, 30, 3), np.uint8))
     before = _listing(tmp_path)
-    r = subprocess.run(
-        [str(EXE), "restore", str(tmp_path / "in"), str(tmp_path / "out.mp4"), "-q"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = cli("restore", str(tmp_path / "in"), str(tmp_path / "out.mp4"), "-q")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "2.png: 30x20" in r.stderr and "48x32" in r.stderr
     assert _listing(tmp_path) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,21 @@ def test_batch_mixes_per_sample_coefficients(parity: dict) -> None:
     y = model.restore(batch, coeffs)
     torch.testing.assert_close(y[0:1], model.restore(x, coeffs[0]), rtol=0, atol=1e-12)
     torch.testing.assert_close(y[1:2], model.restore(x, coeffs[1]), rtol=0, atol=1e-12)
+
+
+def test_shapes_that_make_no_model_are_a_checkpoint_error(tmp_path: Path) -> None:
+    """Key names of the compact model with an upsampler for x5 (which the architecture refuses):
+    a CheckpointError naming the file, not the architecture's bare ValueError."""
+    from safetensors.torch import load_file
+
+    from mmrealsr_video.models import bundled_model_path
+
+    bundled = bundled_model_path("default")
+    assert bundled is not None
+    sd = load_file(str(bundled))
+    sd["conv_last.weight"] = torch.zeros(75, sd["conv_last.weight"].shape[1], 3, 3)
+    sd["conv_last.bias"] = torch.zeros(75)
+    path = tmp_path / "x5.safetensors"
+    save_file(sd, str(path))
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: looks like a compact checkpoint"):
+        load_model(path)

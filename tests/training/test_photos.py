@@ -229,6 +229,7 @@ def test_parse_github_mirror(tmp_path: Path) -> None:
         parse_github_mirror("not a repo=/m/x")
 
 
+@pytest.mark.slow  # its fixture runs git
 def test_github_mirror_photos_skip_what_is_not_a_photograph(mirror: tuple[Path, str]) -> None:
     path, commit = mirror
     found = {c.key: c for c in iter_github_photos(_REPO, path, _TABLE)}
@@ -247,6 +248,7 @@ def test_github_mirror_photos_skip_what_is_not_a_photograph(mirror: tuple[Path, 
         list(iter_github_photos("xinntao/Real-ESRGAN", path))
 
 
+@pytest.mark.slow  # its fixture runs git
 def test_github_mirror_photos_gathered_with_repo_commit_and_path(
     mirror: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -287,6 +289,7 @@ def test_github_mirror_photos_gathered_with_repo_commit_and_path(
     assert again == manifest
 
 
+@pytest.mark.slow  # its fixture runs git
 def test_github_mirror_errors(mirror: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = mirror
     with pytest.raises(PhotoSourceError, match="reserved"):

@@ -167,6 +167,7 @@ def test_analyze_equals_the_python_api(clip3: tuple[Path, list[int]]) -> None:
         np.testing.assert_array_equal(ours.column(name), theirs.column(name))
 
 
+@pytest.mark.slow
 def test_keyframes_example_applies_the_keys(clip3: tuple[Path, list[int]], tmp_path: Path) -> None:
     path, _ = clip3
     keys = "blur: 0|=auto; 10|=0.7; 20=auto  noise: 0=+0.1"
