@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.models.loader import ModulatedModel, load_model
 from mmrealsr_video.models.compact import ARCH, CompactConfig, CompactNet
+from mmrealsr_video.models.loader import ModulatedModel, load_model
 
 __all__ = ["grow_compact", "grow_file", "layer_positions", "rescale_compact", "rescale_file"]
 

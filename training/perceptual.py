@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from mmrealsr_video.models.checkpoint import read_state_dict
 from mmrealsr_video.errors import CheckpointError
+from mmrealsr_video.models.checkpoint import read_state_dict
 
 __all__ = ["VGG19_LAYERS", "PerceptualLoss", "VGG19Features", "vgg19_widths"]
 

@@ -32,8 +32,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mmrealsr_video.errors import CheckpointError, MMRealSRVideoError, OutputError
 from mmrealsr_video.io.files import atomic_output
-from mmrealsr_video.models.loader import load_model
 from mmrealsr_video.models import ARCHITECTURES, ModulatedNet
+from mmrealsr_video.models.loader import load_model
 
 from .config import (
     ConfigError,
