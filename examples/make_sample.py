@@ -1,4 +1,4 @@
-"""Makes ``examples/sample.png``, the still the README's main command restores.
+"""Makes ``examples/sample.png``, a degraded still to try ``mmrealsr-video image`` on.
 
 A real photograph (scikit-image's ``coffee``, CC0, by Rachel Michetti) is degraded the way old
 footage is: Gaussian blur, a x2 bicubic downscale, Gaussian noise and JPEG compression, with the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# A lent GPU's work (the workplace's device tool: one GPU, 15 minutes of device time per session,
-# 10 minutes per command, 64 MiB of files per call), prepared so that a session spends its minutes
-# measuring and training, not setting up.
+# A GPU machine's work in few commands, each within a lent device's limits (one GPU, 10 minutes a
+# command, 64 MiB of files carried per call), prepared so that the device's minutes go to measuring
+# and training, not setting up.
 #
 #   ./scripts/gpu_session.sh prepare       # here, once: wheels the GPU image lacks + training photos
 #                                           # -> .gpu/ (git-ignored, about 60 MB)
@@ -10,12 +10,11 @@
 #   run(command="bash scripts/gpu_session.sh train [CONFIG]", carry=[".gpu/av", ".gpu/photos"], timeout_s=590)
 #   (with RESUME, below, carry ".gpu/resume" too: about 61 MB in all with the tree, under the 64 MiB limit)
 # and give_back. `check` runs the GPU tests and the benchmarks and prints their tables; `train`
-# trains the compact model for run.max_minutes (training/configs/CONFIG.toml, default
-# compact_x4_gpu; compact_x4_gpu_grown starts from the bundled model grown to 64 x 16,
-# compact_x4_gpu_context trains the bundled model on), evaluates it on the held-out photos, runs
+# trains for run.max_minutes (training/configs/CONFIG.toml, default compact_x4_gpu_context, which
+# trains the bundled model further), evaluates the result on the held-out photos, runs
 # tests/test_gpu.py, benchmarks it with the minutes left and returns the run folder under $OUT
 # (weights, logs, report, contact sheet, and state_slim.pt: the resumable state without its sample
-# pool). To continue that run in a later session, copy state_slim.pt to .gpu/resume/ here, carry
+# pool). To continue that run on a later machine, copy state_slim.pt to .gpu/resume/ here, carry
 # ".gpu/resume" too and run `RESUME=.gpu/resume/state_slim.pt bash scripts/gpu_session.sh train CONFIG`.
 # Without the device tool (a machine of your own with CUDA) the same commands work as they are.
 # A dry run on the CPU, with the project's environment and no installs:
@@ -103,9 +102,9 @@ check() {
 }
 
 train() {
-    # train [CONFIG]: training/configs/CONFIG.toml (default compact_x4_gpu), then the held-out
+    # train [CONFIG]: training/configs/CONFIG.toml (default compact_x4_gpu_context), then the held-out
     # evaluation, then (with the minutes left, $DEADLINE seconds after the start) the model benchmark.
-    local name=${1:-compact_x4_gpu} t0=$SECONDS
+    local name=${1:-compact_x4_gpu_context} t0=$SECONDS
     local run="$OUT/run" cfg="$OUT/$name.toml"
     install
     # The committed config, reading the photos from .gpu/ (DEVICE / MINUTES override for a dry run).
@@ -114,18 +113,12 @@ train() {
         ${MINUTES:+-e "s|^max_minutes = .*|max_minutes = $MINUTES|"} \
         ${WORKERS:+-e "s|^synthesis_workers = .*|synthesis_workers = $WORKERS|"} \
         "training/configs/$name.toml" >"$cfg" || exit 1
-    # A grown start is made here from the bundled weights (a second's work, no file to carry).
-    if grep -q '^init_from = "runs/grow/compact_64x16.safetensors"' "$cfg" &&
-        [ ! -f runs/grow/compact_64x16.safetensors ]; then
-        "$PY" -m training grow default runs/grow/compact_64x16.safetensors --num-feat 64 --num-conv 16 ||
-            exit 1
-    fi
     local minutes
     minutes=$(grep ^max_minutes "$cfg" | cut -d' ' -f3)
     log "training for $minutes minutes ($cfg${RESUME:+, resuming $RESUME})"
     # Start-up (photo cache, workers) and the final save come on top of the budget.
     timeout "$(python3 -c "print(int(float('$minutes') * 60 + 120))")" \
-        "$PY" -m training train "$cfg" --run-dir "$run" --resume "${RESUME:-auto}" --no-progress 2>&1 |
+        "$PY" -m mmrealsr_training train "$cfg" --run-dir "$run" --resume "${RESUME:-auto}" --no-progress 2>&1 |
         grep -E "net stage|step [0-9]*[05]00:|budget|finished|rror|arning" | cut -c1-400
     log "held-out evaluation"
     timeout 90 "$PY" -m mmrealsr_training.evaluate --model "$run/model_final.safetensors" --device "${DEVICE:-cuda}" \
@@ -133,7 +126,7 @@ train() {
     # At most 8 files of at most 16 MiB come back from the device: the final weights, the log, the
     # metrics, the config, the report, the contact sheet and the resumable state without its sample
     # pool (the whole state is too large; RESUME=.../state_slim.pt continues the run next time).
-    "$PY" -m training slim-state "$run/checkpoints/state_latest.pt" "$run/state_slim.pt" 2>&1 | grep -v INFO
+    "$PY" -m mmrealsr_training slim-state "$run/checkpoints/state_latest.pt" "$run/state_slim.pt" 2>&1 | grep -v INFO
     rm -rf "$run"/checkpoints "$cfg"
     if [ "${DEVICE:-cuda}" = cuda ]; then
         log "GPU tests (the networks on CUDA against the CPU)"

@@ -351,7 +351,7 @@ class RunConfig:
         log_every: steps between lines of ``metrics.jsonl`` (each line averages its steps).
         keep_checkpoints: how many ``model_*.safetensors`` to keep; 0 = all.
         max_minutes: stop (with a checkpoint and the final model) after this much training time,
-            whatever step it has reached; 0 = no limit. For fixed-length sessions (a lent GPU).
+            whatever step it has reached; 0 = no limit. For a lent machine with a fixed time budget.
     """
 
     SECTION: ClassVar[str] = "run"

@@ -123,7 +123,7 @@ DEBIAN_PACKAGES: tuple[str, ...] = (
 #: gradients), ukui-wallpapers 20.04.3 (all vector or rendered art), sway-backgrounds 1.7 (a logo on
 #: a gradient, in several sizes), mypaint-data-extras 2.0.1 (tileable paper and canvas textures, nearly
 #: flat) and opencv-doc (sample images of at most ~512 px, mostly test charts, stereo and calibration
-#: shots, many heavily JPEG-compressed). Session 10 looked at digikam-data 7.9.0 (one 4032x3024 photo,
+#: shots, many heavily JPEG-compressed), digikam-data 7.9.0 (one 4032x3024 photo,
 #: the rest interface art and LUTs), gcompris-qt-data 3.1 (its images sit in resource archives; two
 #: screenshots), kodi-data (skins and screenshots), stellarium-data 0.22.2 (astronomical images, a
 #: few landscape panoramas with cut-out skies), tuxpaint-stamps-default (cut-outs on transparency) and

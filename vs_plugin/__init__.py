@@ -376,8 +376,10 @@ def mmrealsr(
 
     Args:
         clip: constant format and size: YUV, RGB or GRAY, 8-16-bit integer or 16/32-bit float.
-            YUV and GRAY frames need ``_Matrix`` (YUV) and ``_Range`` props to be converted
-            to RGB exactly as the CLI does; ``_ChromaLocation`` is honoured (left when absent).
+            YUV and GRAY frames are converted to RGB with their ``_Matrix`` (YUV) and ``_Range``
+            props exactly as the CLI does; untagged ones get the CLI's defaults (BT.601 below 720
+            lines, BT.709 from 720 up; limited range, full for GRAY), with a warning.
+            ``_ChromaLocation`` is honoured (left when absent).
         model: a bundled model's name (None: ``"default"``), a weights file (``.pth`` or
             ``.safetensors``, the released MM-RealSR checkpoints included) or a loaded model.
         blur, noise: a number in [0, 1], ``"auto"`` (None), or a relative ``"+0.1"``/``"-0.2"``

@@ -52,10 +52,10 @@ class CompactConfig:
     est_hidden: int = 64
     skip: str = "nearest"
     #: Ours: width of the context branch (0 = none). Halfway down the body it average-pools the features
-    #: by ``context_pool``, runs ``context_conv`` 3x3 convolutions there and adds its upsampled output
-    #: back to them: a receptive field of tens of input pixels for about 1 % of the FLOPs (32 channels
-    #: on the 48 x 12 body), so that low-frequency blotches (noise that JPEG left at block scale) can be told from
-    #: image content.
+    #: by ``context_pool``, runs ``context_conv`` 3x3 convolutions to ``context_feat`` channels there (and
+    #: one back to the body's width) and adds its upsampled output back to them: a receptive field of
+    #: tens of input pixels for about 1 % of the FLOPs (32 channels on the 48 x 12 body), so that
+    #: low-frequency blotches (noise that JPEG left at block scale) can be told from image content.
     context_feat: int = 0
     context_pool: int = 4
     context_conv: int = 4
