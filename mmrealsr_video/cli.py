@@ -3,29 +3,70 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
 
 from mmrealsr_video import __version__
 from mmrealsr_video.errors import InputError, MMRealSRVideoError, OutputError, SettingsError
-from mmrealsr_video.models.loader import PRECISIONS, precision_dtype
+from mmrealsr_video.models.loader import PRECISIONS, parse_device, precision_dtype
 from mmrealsr_video.plan.coefficients import COEFFICIENT_NAMES, parse_coefficient
 
 __all__ = ["main"]
 
 log = logging.getLogger("mmrealsr_video")
 
+#: Exit statuses of an interrupted command, as shells report a process ended by the signal.
+_EXIT_INTERRUPTED = 128 + signal.SIGINT
+_EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C's ``KeyboardInterrupt`` is, so that every
+    writer cleans up the same way (the atomic writers remove their temporary files)."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turns SIGTERM into :class:`_Terminated` while the command runs; the previous handler is put
+    back after. A second SIGTERM during the cleanup is ignored, so that the cleanup finishes
+    (``kill -9`` still ends the process; its temporary files are removed by the next write)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if raised:
+            return
+        raised = True
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 def _device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    try:
+        return str(parse_device(name))
+    except InputError:
+        raise SettingsError("device", f"must be auto, cpu, cuda or cuda:N, not {name[:40]!r}") from None
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -148,15 +189,18 @@ def _cmd_image(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from mmrealsr_video.analysis import AnalysisConfig, SceneDetectorConfig
     from mmrealsr_video.engine import analyze
+    from mmrealsr_video.io.files import atomic_output, check_output_file
     from mmrealsr_video.plan import PlanConfig, plot_track
+    from mmrealsr_video.plan.track import check_track_output
 
-    out = Path(args.output)
-    if out.suffix.lower() not in (".json", ".csv"):
-        raise OutputError(f"{out}: a track is written as .json or .csv")
-    if not out.parent.is_dir():
-        raise OutputError(f"{out.parent}: output folder does not exist")
-    if args.plot and Path(args.plot).suffix.lower() != ".png":
-        raise OutputError(f"{args.plot}: the plot is written as .png")
+    out = check_track_output(args.output, force=args.force)
+    plot = Path(args.plot) if args.plot else None
+    if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise OutputError(f"{plot}: the plot is written as .png")
+        if plot.resolve() == out.resolve():
+            raise OutputError(f"{plot}: the plot and the track are the same file")
+        check_output_file(plot, force=args.force, what="plot")
     keyframes = None
     if args.keyframes is not None:
         from mmrealsr_video.plan import parse_keyframes
@@ -170,37 +214,51 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     )
     device = _device(args.device)
     t0 = time.perf_counter()
-    track = analyze(
-        args.input, args.model, config=config, cuts=cuts, device=device, progress=not args.quiet, fps=args.fps
-    )
-    if keyframes is not None:
-        from mmrealsr_video.plan import apply_keyframes
-
-        track = apply_keyframes(track, keyframes)
-    track.save(out)
-    if args.plot:
-        plot_track(track, args.plot, keyframes)
+    with contextlib.ExitStack() as outputs:
+        # Claimed before the pass (a folder that cannot be written fails now), renamed in after it.
+        track_tmp = outputs.enter_context(atomic_output(out, force=args.force))
+        plot_tmp = outputs.enter_context(atomic_output(plot, force=args.force)) if plot is not None else None
+        track = analyze(
+            args.input,
+            args.model,
+            config=config,
+            cuts=cuts,
+            keyframes=keyframes,
+            device=device,
+            progress=not args.quiet,
+            fps=args.fps,
+        )
+        track.save(track_tmp, force=True)
+        if plot_tmp is not None:
+            plot_track(track, plot_tmp, keyframes)
     c = track.coefficients()
     print(
         f"{args.input}: {len(track)} frames, {len(track.scenes())} scenes in {time.perf_counter() - t0:.1f} s; "
         f"blur {c[:, 0].min():.3f}-{c[:, 0].max():.3f}, noise {c[:, 1].min():.3f}-{c[:, 1].max():.3f}; "
-        f"track: {out}" + (f", plot: {args.plot}" if args.plot else "")
+        f"track: {out}" + (f", plot: {plot}" if plot is not None else "")
     )
     return 0
 
 
 def _read_cuts(text: str) -> list[int]:
     """Cuts as a comma-separated list of frames, or a file holding them (one per line or comma-separated)."""
+    from mmrealsr_video.io.files import is_file, read_text
+
     p = Path(text)
-    source = str(p) if p.is_file() else "--cuts"
-    raw = p.read_text() if p.is_file() else text
+    source = str(p) if is_file(p) else "--cuts"
+    raw = read_text(p, "cuts") if is_file(p) else text
     cuts = []
     for i, item in enumerate(raw.replace("\n", ",").split(",")):
         item = item.strip()
         if not item or item.startswith("#"):
             continue
-        if not item.isdigit():
-            raise InputError(f"{source}: entry {i + 1} ({item!r}) is not a frame number")
+        shown = item if len(item) <= 30 else item[:20] + "..."
+        if not re.fullmatch(r"[0-9]+", item):
+            raise InputError(f"{source}: entry {i + 1} ({shown!r}) is not a frame number")
+        if len(item) > 18:  # more than any frame number (and past Python's 4300-digit int limit)
+            raise InputError(
+                f"{source}: entry {i + 1} ({shown!r}): a {len(item)}-digit frame number is too large"
+            )
         cuts.append(int(item))
     return cuts
 
@@ -210,6 +268,8 @@ def _parse_frames(text: str | None) -> tuple[int, int | None] | None:
         return None
     a, sep, b = text.partition(":")
     try:
+        if len(a) > 18 or len(b) > 18:
+            raise ValueError("more digits than any frame number")
         first = int(a) if a.strip() else 0
         end = int(b) if b.strip() else None
     except ValueError:
@@ -222,12 +282,20 @@ def _parse_frames(text: str | None) -> tuple[int, int | None] | None:
 
 
 def _parse_time(text: str | None, field: str) -> float | None:
+    """Seconds (``12.5``) or a timecode (``MM:SS.mmm``, ``HH:MM:SS.mmm``); ``nan``, ``inf`` and
+    negative times are left to the settings, which refuse them naming the flag."""
     if text is None:
         return None
+    usage = f"{field} {text[:40]!r}: expected seconds (12.5) or a timecode (HH:MM:SS.mmm)"
+    fields = text.split(":")
     try:
-        parts = [float(p) for p in text.split(":")]
+        parts = [float(p) for p in fields]
     except ValueError:
-        raise InputError(f"{field} {text!r}: expected seconds (12.5) or a timecode (HH:MM:SS.mmm)") from None
+        raise InputError(usage) from None
+    if len(parts) > 3:
+        raise InputError(usage)
+    if len(parts) > 1 and not all(0 <= p < 60 for p in parts[1:]):
+        raise InputError(f"{usage}; minutes and seconds of a timecode are 0 to 59")
     seconds = 0.0
     for p in parts:
         seconds = seconds * 60 + p
@@ -289,7 +357,7 @@ def _add_restore_arguments(p: argparse.ArgumentParser) -> None:
         "--tile",
         type=int,
         default=None,
-        help="tile side in input pixels (default: only when needed; 0: never)",
+        help="tile side in input pixels (default: only when needed; 0: never; at least 32 are used)",
     )
     p.add_argument(
         "--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)"
@@ -301,7 +369,7 @@ def _add_restore_arguments(p: argparse.ArgumentParser) -> None:
 
 
 #: Settings fields whose flag is not ``--`` + the field's name with dashes.
-_FLAG_OF_FIELD = {"dtype": "--precision", "encode": "--codec"}
+_FLAG_OF_FIELD = {"dtype": "--precision", "encode": "--codec", "options": "--encoder-opt"}
 
 
 def _flag(field: str) -> str:
@@ -399,6 +467,7 @@ def _build_parser() -> argparse.ArgumentParser:
     an.add_argument("--min-scene-len", type=int, default=12, help="shortest scene in frames (default 12)")
     an.add_argument("--cuts", help="scene cuts given from outside: '120,300,415' or a file; skips detection")
     an.add_argument("--device", default="auto", help="cpu, cuda or cuda:N")
+    an.add_argument("--force", action="store_true", help="overwrite an existing track or plot")
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     an.set_defaults(func=_cmd_analyze)
 
@@ -418,16 +487,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args))
+        with _sigterm_as_interrupt():
+            return int(args.func(args))
     except SettingsError as e:  # the library names the field; the user typed a flag
         print(f"mmrealsr-video: error: {_flag(e.field)} {e.problem}", file=sys.stderr)
         return 1
     except MMRealSRVideoError as e:
         print(f"mmrealsr-video: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # the system refused a file operation the library did not foresee
+        name = str(e.filename) if e.filename is not None else ""
+        name = name if len(name) <= 80 else name[:60] + "..."
+        print(f"mmrealsr-video: error: {name + ': ' if name else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except _Terminated:
+        print("mmrealsr-video: interrupted (SIGTERM)", file=sys.stderr)
+        return _EXIT_TERMINATED
     except KeyboardInterrupt:
         print("mmrealsr-video: interrupted", file=sys.stderr)
-        return 130
+        return _EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

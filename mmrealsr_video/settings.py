@@ -12,10 +12,12 @@ from pathlib import Path
 import torch
 
 from mmrealsr_video.analysis.streaming import AnalysisConfig
-from mmrealsr_video.errors import SettingsError
+from mmrealsr_video.errors import InputError, SettingsError
 from mmrealsr_video.io.sequences import as_rate
 from mmrealsr_video.io.sink import EncodeSettings
+from mmrealsr_video.models.loader import parse_device
 from mmrealsr_video.plan.coefficients import CoefficientValue
+from mmrealsr_video.plan.track import TRACK_SUFFIXES
 
 __all__ = ["EncodeSettings", "ImageSettings", "RestoreSettings"]
 
@@ -51,6 +53,10 @@ class ImageSettings:
     force: bool = False
 
     def __post_init__(self) -> None:
+        try:
+            parse_device(self.device)
+        except InputError:
+            raise SettingsError("device", f"must be cpu, cuda or cuda:N, not {str(self.device)[:40]!r}") from None
         if self.tile is not None and self.tile < 0:
             raise SettingsError("tile", f"must be 0 (never tile), a side in pixels, or None; not {self.tile}")
         if self.tile_overlap < 0:
@@ -108,3 +114,7 @@ class RestoreSettings(ImageSettings):
             raise SettingsError("duration", f"must be a positive time, not {self.duration}")
         if self.fps is not None:
             as_rate(self.fps)  # validates
+        if self.save_track is not None and Path(self.save_track).suffix.lower() not in TRACK_SUFFIXES:
+            raise SettingsError(
+                "save_track", f"{self.save_track}: a track is written as {' or '.join(TRACK_SUFFIXES)}"
+            )

@@ -216,3 +216,35 @@ def write_empty_video(path: Path) -> None:
         stream = out.add_stream("ffv1", rate=24)
         stream.width, stream.height = 64, 48
         out.start_encoding()  # header and trailer, no packet
+
+
+def write_lagged_audio_clip(
+    path: Path, *, frames: int, lag: float = 1.0, size: tuple[int, int] = (64, 48), fps: int = 24
+) -> None:
+    """A clip whose AAC audio is stored ``lag`` seconds behind its video: each audio packet is
+    muxed among the video packets ``lag`` seconds later (muxing with ``max_interleave_delta`` of
+    1 microsecond writes packets in the order given), as some muxers and capture tools leave files."""
+    rng = np.random.default_rng(0)
+    scene = Scene(photos()[0], frames)
+    with av.open(str(path), "w", options={"max_interleave_delta": "1"}) as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "stereo"
+        vpackets, apackets = [], []
+        for t in range(frames):
+            frame = av.VideoFrame.from_ndarray(render_frame(scene, t, size, rng), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, fps)
+            vpackets += video.encode(frame)
+        vpackets += video.encode(None)
+        n = 48000 * frames // fps
+        tone = (0.2 * np.sin(np.arange(n) * 2 * np.pi * 440 / 48000)).astype(np.float32)
+        for i in range(0, n - 1023, 1024):
+            af = av.AudioFrame.from_ndarray(np.stack([tone[i : i + 1024]] * 2), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, i
+            apackets += audio.encode(af)
+        apackets += audio.encode(None)
+        order = [(float(p.dts * p.time_base), 0, k, p) for k, p in enumerate(vpackets)]
+        order += [(float(p.dts * p.time_base) + lag, 1, k, p) for k, p in enumerate(apackets)]
+        for *_, packet in sorted(order, key=lambda item: item[:3]):
+            out.mux(packet)

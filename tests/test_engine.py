@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -15,7 +18,16 @@ from mmrealsr_video import EncodeSettings, RestoreSettings, load_model, restore_
 from mmrealsr_video.errors import InputError, OutputError, SettingsError
 from mmrealsr_video.plan.track import CoefficientTrack
 from tests.conftest import Cli
-from tests.media import Scene, packets, photos, write_audio_only, write_av_clip, write_clip, write_empty_video
+from tests.media import (
+    Scene,
+    packets,
+    photos,
+    write_audio_only,
+    write_av_clip,
+    write_clip,
+    write_empty_video,
+    write_lagged_audio_clip,
+)
 
 EXE = Path(sys.executable).with_name("mmrealsr-video")
 
@@ -345,3 +357,96 @@ def test_image_and_a_one_frame_restore_agree(tmp_path: Path) -> None:
     a = cv2.imread(str(tmp_path / "still.png"))
     b = cv2.imread(str(tmp_path / "out" / "pic.png"))
     assert a.shape == (640, 640, 3) and np.array_equal(a, b)  # the same picture, too
+
+
+# --- issue 20: what a hostile user found ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lagged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 s of video whose audio is stored 1 s behind it."""
+    path = tmp_path_factory.mktemp("lagged") / "lagged.mp4"
+    write_lagged_audio_clip(path, frames=192, lag=1.0)
+    return path
+
+
+@pytest.mark.parametrize("part", [["--frames", "0:60"], ["--start", "2.5", "--duration", "3"]])
+def test_a_part_keeps_the_audio_the_file_stores_behind_its_video(
+    lagged: Path, tmp_path: Path, cli: Cli, part: list[str]
+) -> None:
+    """The loop stopped reading at the first picture past the part: of audio stored 1 s late, a
+    2.5 s part kept 1.6 s. The file is now read on (pictures not decoded) until every copied
+    stream has passed the part's end: the audio starts and ends with the video, within one AAC
+    frame (1024 samples; the first may start a frame early, the encoder's priming)."""
+    out = tmp_path / "part.mp4"
+    r = cli("restore", lagged, out, "-q", *part)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(out)) as c:
+        video = [f.time for f in c.decode(video=0)]
+    with av.open(str(out)) as c:
+        audio = [
+            (float(p.pts * p.time_base), float(p.duration * p.time_base)) for p in c.demux(audio=0) if p.size
+        ]
+    frame = 1024 / 48000
+    v_start, v_end = video[0], video[0] + len(video) / 24
+    a_start, a_end = audio[0][0], audio[-1][0] + audio[-1][1]
+    assert len(video) == (60 if part[0] == "--frames" else 72)
+    assert abs(a_start - v_start) <= frame + 1e-6 and abs(a_end - v_end) <= frame + 1e-6, (
+        a_start,
+        a_end,
+        v_end,
+    )
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_two_restores_to_one_output_cannot_both_succeed(clip: Path, tmp_path: Path) -> None:
+    """Both passed the check at the start and the later silently replaced the other's output. The
+    check is now made again, atomically, by the rename (a hard link fails on an existing name)."""
+    out = tmp_path / "out.mkv"
+
+    def other_restore() -> None:  # finishes first, while this restore is writing its partial file
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(p.name.startswith(".out.") and ".partial" in p.name for p in tmp_path.iterdir()):
+                out.write_bytes(b"the other restore's video")
+                return
+            time.sleep(0.001)
+
+    other = threading.Thread(target=other_restore)
+    other.start()
+    try:
+        with pytest.raises(
+            OutputError, match=r"out\.mkv: already exists \(written meanwhile by another process\?\)"
+        ):
+            restore_video(clip, out, RestoreSettings(progress=False, save_track=tmp_path / "t.json"))
+    finally:
+        other.join()
+    assert out.read_bytes() == b"the other restore's video"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mkv"]  # no track, no partial
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_restore_like_ctrl_c_and_leaves_nothing(tmp_path: Path) -> None:
+    """SIGTERM left `.NAME.XXXX.partial.mp4` behind: it now ends the command as Ctrl-C does, the
+    temporary file removed, with status 143 (128 + SIGTERM) and a message."""
+    src = tmp_path / "long.mkv"
+    write_clip(src, [Scene(photos()[0], 240)], size=(96, 64), codec="libx264", pix_fmt="yuv420p")
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [str(EXE), "restore", str(src), str(out), "-q"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        started = False
+        while not started and proc.poll() is None and time.monotonic() < deadline:
+            started = any(".partial" in p.name and p.stat().st_size > 0 for p in tmp_path.iterdir())
+            time.sleep(0.05)
+        assert started, "the restore did not start writing"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "mmrealsr-video: interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mkv"]

@@ -22,12 +22,13 @@ import av.error
 import numpy as np
 import torch
 
-from mmrealsr_video.errors import OutputError
+from mmrealsr_video.errors import InputError, OutputError, SettingsError
 from mmrealsr_video.io.colour import (
     ColourDescription,
     output_pix_fmt,
     output_planes,
     planes_to_frame,
+    supported_pix_fmts,
     tag_codec_context,
 )
 from mmrealsr_video.io.images import from_tensor, write_image
@@ -35,14 +36,21 @@ from mmrealsr_video.io.sequences import ImageOutput, ImageSequence
 from mmrealsr_video.io.source import copyable_streams, drain
 
 __all__ = [
+    "CRF_RANGES",
     "MUXERS",
     "EncodeSettings",
     "FrameSink",
     "ImageSink",
     "VideoSink",
+    "add_output_streams",
+    "check_encoder",
     "check_image_output",
     "check_unique_names",
     "check_video_output",
+    "copy_chapters",
+    "keeps_packet",
+    "resolved_codec",
+    "shift_packet",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,18 +67,122 @@ MUXERS: dict[str, str] = {
 }
 #: The encoder used when none is asked for; libx264 where the extension is not listed.
 _DEFAULT_CODEC = {".webm": "libsvtav1"}
-_CRF_CODECS = {"libx264", "libx265", "libsvtav1"}
+#: The encoders that take a CRF, and its range in each (FFmpeg itself takes any number and clamps it).
+CRF_RANGES: dict[str, tuple[int, int]] = {"libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (0, 63)}
+#: The CRF when none is asked for.
+_DEFAULT_CRF = 18
+#: The picture size the encoder is tried with before any work (see :func:`check_encoder`).
+_PROBE_SIZE = (64, 64)
 
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    """How the restored video is encoded. ``None`` picks a default from the output's extension."""
+    """How the restored video is encoded. ``None`` picks a default from the output's extension.
+
+    Attributes:
+        codec: an FFmpeg video encoder (``libx264``, ``libx265``, ``libsvtav1``, ``ffv1``...).
+        crf: the quality of the encoders in :data:`CRF_RANGES`, within their range.
+        preset: the encoder's preset.
+        pix_fmt: the output pixel format; None keeps the input's bit depth and chroma.
+        options: more of the encoder's own options (``ffmpeg -h encoder=NAME``).
+    """
 
     codec: str | None = None
     crf: int | None = None
     preset: str | None = None
     pix_fmt: str | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.crf is not None and (isinstance(self.crf, bool) or not isinstance(self.crf, int) or self.crf < 0):
+            raise SettingsError("crf", f"must be a whole number of 0 or more, not {self.crf!r}")
+        for key, value in self.options.items():
+            if not isinstance(key, str) or not key or not isinstance(value, str):
+                raise SettingsError("options", f"expected option names and values as text, not {key!r}={value!r}")
+
+
+def resolved_codec(encode: EncodeSettings, dst: Path) -> str:
+    """The encoder that writes ``dst``: the one asked for, or the default for its extension."""
+    return encode.codec or _DEFAULT_CODEC.get(dst.suffix.lower(), "libx264")
+
+
+def _encoder_options(encode: EncodeSettings, codec: str) -> dict[str, str]:
+    """The options the encoder is opened with: the user's, and the CRF and preset."""
+    options = dict(encode.options)
+    if codec in CRF_RANGES:
+        options.setdefault("crf", str(encode.crf if encode.crf is not None else _DEFAULT_CRF))
+        if codec == "libx264":
+            options.setdefault("preset", encode.preset or "medium")
+        elif encode.preset is not None:
+            options.setdefault("preset", encode.preset)
+    return options
+
+
+def check_encoder(encode: EncodeSettings, dst: Path, input_pix_fmt: str | None = None) -> str:
+    """Refuses, before any work, encoder settings that the encoder would refuse, ignore or clamp:
+    an unknown encoder, a CRF outside its range, a pixel format it cannot code, options it does
+    not have. The encoder is opened once, on a small picture, with the settings a restore uses
+    (FFmpeg reports the options it did not use; they would be dropped without a word).
+
+    Args:
+        encode: the settings.
+        dst: the output (its extension picks the default encoder).
+        input_pix_fmt: the input's pixel format (the output's is chosen from it), if known.
+
+    Returns:
+        The encoder's name.
+
+    Raises:
+        SettingsError: naming the setting (``codec``, ``crf``, ``pix_fmt``, ``options``).
+    """
+    codec = resolved_codec(encode, dst)
+    try:
+        encoder = av.codec.Codec(codec, "w")
+    except (av.error.FFmpegError, ValueError):
+        raise SettingsError("codec", f"{codec!r}: no such encoder (see 'ffmpeg -encoders' for names)") from None
+    if encoder.type != "video":
+        raise SettingsError("codec", f"{codec!r}: not a video encoder")
+    if encode.crf is not None and codec in CRF_RANGES:
+        lo, hi = CRF_RANGES[codec]
+        if not lo <= encode.crf <= hi:
+            raise SettingsError("crf", f"must be {lo}-{hi} for {codec}, not {encode.crf}")
+    names = [f.name for f in encoder.video_formats or ()]
+    pix_fmt = encode.pix_fmt
+    if pix_fmt is not None:
+        if pix_fmt not in supported_pix_fmts():
+            raise SettingsError(
+                "pix_fmt",
+                f"{pix_fmt!r}: not a pixel format this program writes (8-16 bit YUV, RGB or gray, "
+                "e.g. yuv420p, yuv420p10le, yuv444p, gbrp)",
+            )
+        if names and pix_fmt not in names:
+            usable = [n for n in names if n in supported_pix_fmts()]
+            raise SettingsError("pix_fmt", f"{pix_fmt!r}: {codec} cannot code it; it takes {', '.join(usable)}")
+    else:
+        try:
+            pix_fmt = output_pix_fmt(input_pix_fmt or "yuv420p", codec)
+        except InputError:
+            pix_fmt = next((n for n in names if n in supported_pix_fmts()), "yuv420p")
+    options = _encoder_options(encode, codec)
+    ctx = cast(av.video.codeccontext.VideoCodecContext, av.codec.CodecContext.create(codec, "w"))
+    try:
+        ctx.width, ctx.height = _PROBE_SIZE
+        ctx.pix_fmt = pix_fmt
+        ctx.time_base = Fraction(1, 25)
+        ctx.framerate = Fraction(25)
+        ctx.options = dict(options)
+        ctx.open()
+        unused = sorted(ctx.options)  # what avcodec_open2 left: options the encoder does not have
+    except (av.error.FFmpegError, ValueError) as e:
+        shown = ", ".join(f"{k}={v}" for k, v in options.items())
+        raise SettingsError("options", f"{codec} refuses its settings ({shown}): {e}") from None
+    finally:
+        del ctx
+    if unused:
+        raise SettingsError(
+            "options", f"{', '.join(unused)}: not an option of {codec} (see 'ffmpeg -h encoder={codec}')"
+        )
+    return codec
 
 
 class FrameSink(Protocol):
@@ -79,8 +191,18 @@ class FrameSink(Protocol):
     #: Output sizes are rounded up to these multiples (width, height): 4:2:0 encoders need even sizes.
     size_multiple: tuple[int, int]
 
+    @property
+    def copied_streams(self) -> frozenset[int]:
+        """The input streams (by index) whose packets the output copies, once opened."""
+        ...
+
     def send_packet(self, packet: Any) -> None:
         """A copied stream's packet, in file order."""
+        ...
+
+    def stop_at(self, end: float) -> None:
+        """Copied packets from ``end`` seconds on are not kept (the end of a part of the input,
+        once known)."""
         ...
 
     def open(
@@ -222,19 +344,13 @@ def _add_video_stream(
     input_pix_fmt: str,
     metadata: Mapping[str, str],
 ) -> av.video.stream.VideoStream:
-    codec = enc.codec or _DEFAULT_CODEC.get(dst.suffix.lower(), "libx264")
+    codec = resolved_codec(enc, dst)
     try:
         av.codec.Codec(codec, "w")
     except (av.error.FFmpegError, ValueError):
         raise OutputError(f"{dst}: unknown encoder {codec!r} (see 'ffmpeg -encoders' for names)") from None
-    options = dict(enc.options)
-    if codec in _CRF_CODECS:
-        options.setdefault("crf", str(enc.crf if enc.crf is not None else 18))
-        if codec == "libx264":
-            options.setdefault("preset", enc.preset or "medium")
-        elif enc.preset is not None:
-            options.setdefault("preset", enc.preset)
-    elif enc.crf is not None:
+    options = _encoder_options(enc, codec)
+    if codec not in CRF_RANGES and enc.crf is not None:
         log.warning("crf is ignored by %s", codec)
     try:
         stream = cast(av.video.stream.VideoStream, output.add_stream(codec, rate=rate, options=options))
@@ -251,7 +367,7 @@ def _add_video_stream(
     return stream
 
 
-def _add_streams(
+def add_output_streams(
     input_: av.container.InputContainer,
     output: av.container.OutputContainer,
     video_index: int,
@@ -281,7 +397,8 @@ def _add_streams(
     return video, mapping
 
 
-def _copy_chapters(input_: av.container.InputContainer, output: av.container.OutputContainer) -> None:
+def copy_chapters(input_: av.container.InputContainer, output: av.container.OutputContainer) -> None:
+    """Copies the input's chapters into the output, where the container takes them."""
     chapters = getattr(input_, "chapters", None)
     setter = getattr(output, "set_chapters", None)
     if chapters is None or setter is None:
@@ -294,7 +411,13 @@ def _copy_chapters(input_: av.container.InputContainer, output: av.container.Out
         log.warning("chapters could not be copied: %s", e)
 
 
-def _shift(packet: Any, offset: float) -> None:
+def keeps_packet(t: float | None, t0: float | None, t1: float | None) -> bool:
+    """Whether a copied packet at ``t`` seconds (None: untimed) is inside the kept part [t0, t1)."""
+    return t is None or not ((t0 is not None and t < t0 - 1e-6) or (t1 is not None and t >= t1))
+
+
+def shift_packet(packet: Any, offset: float) -> None:
+    """Moves a copied packet ``offset`` seconds earlier, as the restored video of a part is."""
     if not offset or packet.time_base is None:
         return
     delta = round(offset / float(packet.time_base))
@@ -350,7 +473,7 @@ class VideoSink:
             raise OutputError(f"{dst}: cannot write this container ({e})") from None
         if video is not None:
             self.output.metadata.update(video[0].metadata)
-            _copy_chapters(video[0], self.output)
+            copy_chapters(video[0], self.output)
         self.mapping: dict[int, Any] = {}
         self.offset: float | None = None  # seconds subtracted from every kept timestamp
         self.early_packets: list[Any] = []
@@ -362,18 +485,25 @@ class VideoSink:
         self.desc: ColourDescription | None = None
         self.stream: av.video.stream.VideoStream | None = None
 
+    @property
+    def copied_streams(self) -> frozenset[int]:
+        return frozenset(self.mapping)
+
+    def stop_at(self, end: float) -> None:
+        t0, t1 = self.keep
+        self.keep = (t0, end if t1 is None else min(t1, end))
+
     def send_packet(self, packet: Any) -> None:
         """A copied stream's packet: kept if inside the range, shifted like the video."""
-        t0, t1 = self.keep
         t = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
-        if t is not None and ((t0 is not None and t < t0 - 1e-6) or (t1 is not None and t >= t1)):
+        if not keeps_packet(t, *self.keep):
             return
         if self.offset is None:
             self.early_packets.append(packet)
             return
         if packet.stream.index not in self.mapping:
             return  # a stream this container cannot hold (warned about once)
-        _shift(packet, self.offset)
+        shift_packet(packet, self.offset)
         self.items.put(_PacketToMux(packet, packet.stream.index))
 
     def open(
@@ -398,11 +528,13 @@ class VideoSink:
             )
 
         if self.video is not None:
-            self.stream, streams = _add_streams(self.video[0], self.output, self.video[1].index, add)
+            self.stream, streams = add_output_streams(self.video[0], self.output, self.video[1].index, add)
             self.mapping.update(streams)
         else:
             self.stream = add()
         self.offset = t if shifted else 0.0
+        if shifted and self.keep[0] is None:  # a part given in frames: its audio starts with its first frame
+            self.keep = (t, self.keep[1])
         self.thread = threading.Thread(
             target=_encode,
             args=(self.output, self.stream, self.mapping, self.items, self.errors),
@@ -467,7 +599,12 @@ class ImageSink:
         self.folder, self.out, self.stems = folder, out, stems
         self.dtype: type[np.generic] = np.uint8
 
+    copied_streams: frozenset[int] = frozenset()
+
     def send_packet(self, packet: Any) -> None:  # pragma: no cover - image outputs copy no stream
+        pass
+
+    def stop_at(self, end: float) -> None:
         pass
 
     def open(

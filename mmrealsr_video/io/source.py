@@ -26,6 +26,7 @@ from mmrealsr_video.io.sequences import ImageSequence, as_rate, find_sequence, i
 from mmrealsr_video.io.video import DecodedFrame, Orientation, as_fraction, check_complete, open_video
 
 __all__ = [
+    "MAX_INTERLEAVE_LAG",
     "FrameSource",
     "SequenceSource",
     "VideoSource",
@@ -37,6 +38,10 @@ __all__ = [
 
 #: Pictures and packets waiting between the decoding thread and the consumer.
 _QUEUE_SIZE = 16
+#: How far (seconds) a file is read past the end of a part for the copied streams' last packets:
+#: muxers store a stream's packets up to this much later than the video's of the same time
+#: (FFmpeg's ``max_interleave_delta`` default), and a sparse stream (subtitles) may have none after.
+MAX_INTERLEAVE_LAG = 10.0
 
 
 # --- what travels on a source's queue ---------------------------------------------------------------
@@ -57,12 +62,20 @@ class _Failure:
     error: BaseException
 
 
+@dataclass(frozen=True)
+class _Position:
+    """A video packet demuxed but not decoded (once the pictures are no longer wanted): how far
+    the file has been read, in seconds."""
+
+    seconds: float | None
+
+
 class _End:
     """The producer is done (after the last item, or after a failure)."""
 
 
 _END = _End()
-_Item = _Picture | _Packet | _Failure | _End
+_Item = _Picture | _Packet | _Failure | _Position | _End
 
 
 class FrameSource(Protocol):
@@ -95,6 +108,16 @@ class FrameSource(Protocol):
         ...
 
     @property
+    def duration(self) -> float | None:
+        """Seconds, as declared."""
+        ...
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) of the coded pictures, as declared."""
+        ...
+
+    @property
     def video(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream] | None:
         """A video file's container and stream (a video sink copies its other streams), else None."""
         ...
@@ -105,6 +128,13 @@ class FrameSource(Protocol):
 
     def complete(self, last_time: float) -> None:
         """Raises :class:`InputError` if the frames ended before the source declares it ends."""
+        ...
+
+    def read_packets_until(self, end: float, streams: frozenset[int]) -> None:
+        """After ``frames()`` was left early (a part of the input): goes on reading, without
+        decoding pictures, so that ``on_packet`` also gets the packets that the file stores after
+        the part's last picture, until each of ``streams`` has one at ``end`` seconds or later, the
+        file has been read :data:`MAX_INTERLEAVE_LAG` seconds past ``end``, or it ends."""
         ...
 
     def close(self) -> None:
@@ -148,8 +178,14 @@ def _consume(items: queue.Queue[_Item], on_packet: Callable[[Any], None]) -> Ite
         if isinstance(item, _Packet):
             on_packet(item.packet)
             continue
+        if isinstance(item, _Position):
+            continue
         yield index, item.frame
         index += 1
+
+
+def _seconds(pts: int | None, time_base: Any) -> float | None:
+    return float(pts * time_base) if pts is not None and time_base else None
 
 
 def copyable_streams(container: av.container.InputContainer, video_index: int) -> list[Any]:
@@ -163,13 +199,18 @@ def _demux(
     copied: list[Any],
     out: queue.Queue[_Item],
     stop: threading.Event,
+    pictures_done: threading.Event,
 ) -> None:
-    """Demuxes every stream; decoded video frames and copied packets go to ``out`` in file order."""
+    """Demuxes every stream; decoded video frames and copied packets go to ``out`` in file order.
+    Once ``pictures_done`` is set, video packets are no longer decoded, only their times passed on."""
     try:
         for packet in container.demux([video, *copied]):
             if stop.is_set():
                 break
             if packet.stream.index == video.index:
+                if pictures_done.is_set():
+                    out.put(_Position(_seconds(packet.dts, packet.time_base)))
+                    continue
                 for frame in packet.decode():
                     out.put(_Picture(cast(av.VideoFrame, frame)))
             elif packet.dts is not None and packet.size:
@@ -204,12 +245,22 @@ class VideoSource:
         self.rate = as_fraction(vstream.average_rate or vstream.guessed_rate) or Fraction(25)
         self.time_base = as_fraction(vstream.time_base)
         self.total = int(vstream.frames) or None
+        self.duration: float | None = None
+        if vstream.duration is not None and vstream.time_base is not None:
+            self.duration = float(vstream.duration * vstream.time_base)
+        elif container.duration is not None:
+            self.duration = container.duration / av.time_base
+        self.size: tuple[int, int] | None = (ctx.width, ctx.height)
         self.on_packet: Callable[[Any], None] = lambda _packet: None
         copied = copyable_streams(container, vstream.index) if copy_streams else []
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=_QUEUE_SIZE)
         self._stop = threading.Event()
+        self._pictures_done = threading.Event()
         self._thread = threading.Thread(
-            target=_demux, args=(container, vstream, copied, self._queue, self._stop), name="decode", daemon=True
+            target=_demux,
+            args=(container, vstream, copied, self._queue, self._stop, self._pictures_done),
+            name="decode",
+            daemon=True,
         )
 
     def frames(self) -> Iterator[tuple[int, float, av.VideoFrame]]:
@@ -226,6 +277,26 @@ class VideoSource:
         container, vstream = self.video
         check_complete(container, vstream, last_time + 1 / (self.fps or 25.0), self.name)
 
+    def read_packets_until(self, end: float, streams: frozenset[int]) -> None:
+        if not streams or self._thread.ident is None:  # never started: nothing was read
+            return
+        self._pictures_done.set()
+        waiting = set(streams)
+        read = end
+        while waiting and read < end + MAX_INTERLEAVE_LAG:
+            item = self._queue.get()
+            if isinstance(item, _End | _Failure):  # a file damaged past the part does not spoil it
+                return
+            if isinstance(item, _Packet):
+                self.on_packet(item.packet)
+                t = _seconds(item.packet.pts, item.packet.time_base)
+                if t is not None:
+                    read = max(read, t)
+                    if t >= end:
+                        waiting.discard(item.packet.stream.index)
+            elif isinstance(item, _Position) and item.seconds is not None:
+                read = max(read, item.seconds)
+
     def close(self) -> None:
         _stop_thread(self._thread, self._stop, self._queue)
 
@@ -240,6 +311,8 @@ class SequenceSource:
         self.rate = rate
         self.time_base: Fraction | None = 1 / rate
         self.total: int | None = len(sequence)
+        self.duration: float | None = float(len(sequence) / rate)
+        self.size: tuple[int, int] | None = None
         self.on_packet: Callable[[Any], None] = lambda _packet: None
         self.sequence = sequence
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=_QUEUE_SIZE)
@@ -262,6 +335,9 @@ class SequenceSource:
 
     def complete(self, last_time: float) -> None:
         """Nothing to check: a sequence has no declared length."""
+
+    def read_packets_until(self, end: float, streams: frozenset[int]) -> None:
+        """Nothing to read: a sequence has no other streams."""
 
     def close(self) -> None:
         _stop_thread(self._thread, self._stop, self._queue)

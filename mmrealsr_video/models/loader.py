@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -23,9 +24,23 @@ from torch import nn
 from mmrealsr_video.errors import CheckpointError, InputError, UnknownArchitectureError
 from mmrealsr_video.models.checkpoint import StateDict, read_state_dict, unwrap_state_dict
 from mmrealsr_video.models.registry import ARCHITECTURES, ModulatedNet, closest_architecture
-from mmrealsr_video.models.tiling import DEFAULT_TILE_OVERLAP, tiled_apply
+from mmrealsr_video.models.tiling import (
+    DEFAULT_TILE_OVERLAP,
+    MIN_TILE,
+    tile_settings,
+    tile_work,
+    tiled_apply,
+)
 
-__all__ = ["BUNDLED_MODELS", "PRECISIONS", "ModulatedModel", "bundled_model_path", "load_model", "precision_dtype"]
+__all__ = [
+    "BUNDLED_MODELS",
+    "PRECISIONS",
+    "ModulatedModel",
+    "bundled_model_path",
+    "load_model",
+    "parse_device",
+    "precision_dtype",
+]
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +142,19 @@ class ModulatedModel:
                 cropped back).
             coeffs: (B, 2) per-sample (blur, noise) in [0, 1], or one pair for the whole batch.
             tile: largest tile side in input pixels; None picks one only when the frame would not
-                fit in the device's memory, 0 forces whole frames.
-            tile_overlap: input pixels shared by neighbouring tiles, cross-faded.
+                fit in the device's memory, 0 forces whole frames. Tiles below
+                :data:`~mmrealsr_video.models.tiling.MIN_TILE` are raised to it (see
+                :meth:`tiling_notes` for what a front tells its user).
+            tile_overlap: input pixels shared by neighbouring tiles, cross-faded (at least
+                :data:`~mmrealsr_video.models.tiling.MIN_TILE_OVERLAP`).
 
         Returns:
             (B, 3, scale*H, scale*W), not clamped; on the model's device and dtype.
+
+        Raises:
+            InputError: a bad tensor or coefficients, a negative tile or overlap.
         """
+        _check_tiling(tile, tile_overlap)
         x = self._prepare(x)
         c = self._coeffs(coeffs, x.shape[0])
         b, _, h, w = x.shape
@@ -142,8 +164,9 @@ class ModulatedModel:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 2 else "reflect")
         if tile is None:
             tile = self.auto_tile(x.shape[2], x.shape[3], b)
-        if tile and tile % m:
-            tile += m - tile % m
+        overlap = tile_overlap
+        if tile:
+            tile, overlap = self._tiles(tile, tile_overlap)
 
         def run(t: torch.Tensor) -> torch.Tensor:
             return self._modnet.restore(t, c)
@@ -152,9 +175,7 @@ class ModulatedModel:
             while True:
                 try:
                     if tile:
-                        y = tiled_apply(
-                            run, x, scale=self.scale, tile=tile, overlap=tile_overlap, align=self._tile_align
-                        )
+                        y = tiled_apply(run, x, scale=self.scale, tile=tile, overlap=overlap, align=self._align)
                     else:
                         y = run(x)
                     break
@@ -162,13 +183,47 @@ class ModulatedModel:
                     # The estimate was optimistic: halve the tile and try again.
                     torch.cuda.empty_cache()
                     current = tile or max(x.shape[2], x.shape[3])
-                    if current <= 2 * tile_overlap + 16:
+                    if current <= 2 * overlap + 16:
                         raise
-                    tile = max(2 * tile_overlap + 16, current // 2)
+                    tile, overlap = self._tiles(max(2 * overlap + 16, current // 2), tile_overlap)
                     log.warning("out of device memory; retrying with %d px tiles", tile)
         if ph or pw:
             y = y[:, :, : h * self.scale, : w * self.scale]
         return y
+
+    @property
+    def _align(self) -> int:
+        """Where tiles start: on the network's pooling grid and its size multiple (a tile of a
+        network that unshuffles its input by 2 must start on even pixels)."""
+        return math.lcm(self._tile_align, self.size_multiple)
+
+    def _tiles(self, tile: int, overlap: int) -> tuple[int, int]:
+        return tile_settings(tile, overlap, multiple=self.size_multiple, align=self._align)
+
+    def tiling_notes(self, width: int, height: int, tile: int | None, tile_overlap: int) -> list[str]:
+        """What :meth:`restore` does with the tiling asked for on a ``width`` x ``height`` picture,
+        where it is not what was asked or costs much more than the picture: for a front to say once.
+
+        Raises:
+            InputError: a negative tile or overlap.
+        """
+        _check_tiling(tile, tile_overlap)
+        if not tile:
+            return []
+        used, overlap = self._tiles(tile, tile_overlap)
+        notes = []
+        if tile < max(MIN_TILE, 2 * self._align):
+            notes.append(f"tile {tile} px is below the smallest useful tile: using {used} px tiles")
+        if tile_overlap < overlap:
+            notes.append(f"tile overlap {tile_overlap} px would show seams between tiles: using {overlap} px")
+        h, w = height + (-height) % self.size_multiple, width + (-width) % self.size_multiple
+        work = tile_work(h, w, used, overlap, self._align)
+        if work > 3.0:
+            notes.append(
+                f"tiles of {used} px overlapping by {overlap} px make the model compute {work:.1f} times "
+                "the picture's pixels; a larger tile (or a smaller overlap) is faster"
+            )
+        return notes
 
     def restore_frames(
         self,
@@ -238,6 +293,13 @@ class ModulatedModel:
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def _check_tiling(tile: int | None, overlap: int) -> None:
+    if tile is not None and tile < 0:
+        raise InputError(f"tile must be 0 (never tile), a side in pixels, or None; not {tile}")
+    if overlap < 0:
+        raise InputError(f"tile overlap must not be negative ({overlap})")
+
+
 def precision_dtype(name: str | None, device: str | torch.device) -> torch.dtype:
     """The dtype for a precision name; None picks half weights on CUDA (as Real-ESRGAN's tools
     do) and float32 elsewhere.
@@ -246,10 +308,38 @@ def precision_dtype(name: str | None, device: str | torch.device) -> torch.dtype
         InputError: an unknown name.
     """
     if name is None:
-        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+        return torch.float16 if parse_device(device).type == "cuda" else torch.float32
     if name not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {name!r}")
     return PRECISIONS[name]
+
+
+_RE_DEVICE = re.compile(r"cpu|cuda(?::\d{1,4})?")
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    """A device name every front accepts: ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        InputError: another name (``tpu``, ``cuda:x``...).
+    """
+    if isinstance(device, torch.device):
+        if device.type in ("cpu", "cuda"):
+            return device
+        name = str(device)
+    else:
+        name = str(device).strip().lower()
+        if _RE_DEVICE.fullmatch(name):
+            return torch.device(name)
+    raise InputError(f"device must be cpu, cuda or cuda:N, not {name[:40]!r}")
+
+
+def _check_cuda(dev: torch.device) -> None:
+    if not torch.cuda.is_available():
+        raise InputError(f"device {dev} requested but CUDA is not available here")
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise InputError(f"device {dev} requested but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}")
 
 
 def _memory_budget(device: torch.device) -> float:
@@ -286,11 +376,11 @@ def load_model(
         UnsafeCheckpointError: a pickle that would run code (refused without running it).
         UnknownArchitectureError: the weights match no architecture; names the closest one.
     """
-    dev = torch.device(device)
+    dev = parse_device(device)
     if dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
         raise InputError(f"unsupported dtype {dtype}; use torch.float32, float16 or bfloat16")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {dev} requested but CUDA is not available here")
+    if dev.type == "cuda":
+        _check_cuda(dev)
     if dtype in (torch.float16, torch.bfloat16) and dev.type == "cpu":
         log.warning("%s on the CPU is slow and only for testing; use float32", dtype)
     sd, name, where = _resolve(source)

@@ -3,19 +3,70 @@ and blends the results with feathered weights so that no seam shows.
 
 Coefficients stay per frame: the caller's function sees every tile of every frame of the batch
 with that frame's coefficients, never per-tile values.
+
+Tiles below :data:`MIN_TILE` or overlapping by less than :data:`MIN_TILE_OVERLAP` are not used
+(:func:`tile_settings` raises them): measured on the bundled model and on the released
+architecture (``tests/models/test_tiling.py``), tiles meeting edge to edge differ from the whole
+frame by 26-45 dB PSNR, and tiles of 4-24 px by 29-47 dB, against 47 dB and more from 32 px
+tiles sharing 8 px; tiny tiles also make the model run many times over the same pixels.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
 import torch
 
-__all__ = ["DEFAULT_TILE_OVERLAP", "tile_spans", "tile_starts", "tiled_apply"]
+__all__ = [
+    "DEFAULT_TILE_OVERLAP",
+    "MIN_TILE",
+    "MIN_TILE_OVERLAP",
+    "tile_settings",
+    "tile_spans",
+    "tile_starts",
+    "tile_work",
+    "tiled_apply",
+]
 
 #: Overlap between neighbouring tiles, in input pixels.
 DEFAULT_TILE_OVERLAP = 32
+#: The smallest tile side used, in input pixels (see the module's note).
+MIN_TILE = 32
+#: The smallest overlap used between neighbouring tiles, in input pixels.
+MIN_TILE_OVERLAP = 8
+
+
+def tile_settings(tile: int, overlap: int, *, multiple: int = 1, align: int = 1) -> tuple[int, int]:
+    """The tile side and overlap actually used for the ``tile`` and ``overlap`` asked for.
+
+    The tile is at least :data:`MIN_TILE`, rounded up to a multiple of ``multiple`` (the network's
+    size multiple) and of ``align`` (its pooling grid); the overlap at least
+    :data:`MIN_TILE_OVERLAP` and ``align`` (so that tiles moved back onto the grid still meet), and
+    at most half the tile.
+
+    Raises:
+        ValueError: a tile side below 1 or a negative overlap.
+    """
+    if tile < 1:
+        raise ValueError(f"tile must be a positive side in pixels, not {tile}")
+    if overlap < 0:
+        raise ValueError(f"tile overlap must not be negative, not {overlap}")
+    step = math.lcm(max(1, multiple), max(1, align))
+    used = max(tile, MIN_TILE, 2 * align)
+    used += (-used) % step
+    return used, min(max(overlap, MIN_TILE_OVERLAP, align), used // 2)
+
+
+def tile_work(height: int, width: int, tile: int, overlap: int, align: int = 1) -> float:
+    """How many pixels the tiles of ``tile_settings``' values cover per pixel of the picture
+    (1.0: no tiling; 4.0: the model runs four times the picture's pixels)."""
+    if tile >= height and tile >= width:
+        return 1.0
+    rows = sum(b - a for a, b in tile_spans(height, tile, overlap, align))
+    cols = sum(b - a for a, b in tile_spans(width, tile, overlap, align))
+    return rows * cols / (height * width)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -79,12 +130,21 @@ def tiled_apply(
     """
     if tile <= 0:
         raise ValueError(f"tile must be positive, not {tile}")
+    if overlap < 0:
+        raise ValueError(f"tile overlap must not be negative, not {overlap}")
     _, _, h, w = x.shape
     if tile >= h and tile >= w:
         return fn(x)
     overlap = min(overlap, tile // 2)
     ys = tile_spans(h, tile, overlap, align)
     xs = tile_spans(w, tile, overlap, align)
+    for spans in (ys, xs):
+        # Tiles moved back onto the grid must still meet: a gap would be pixels of no tile (0 / 0).
+        if any(b0 > a1 for (_, a1), (b0, _) in itertools.pairwise(spans)):
+            raise ValueError(
+                f"tiles of {tile} px overlapping by {overlap} px on a grid of {align} px leave gaps; "
+                "use a larger tile or overlap (see tile_settings)"
+            )
     out: torch.Tensor | None = None
     weight: torch.Tensor | None = None
     for iy, (y0, y1) in enumerate(ys):

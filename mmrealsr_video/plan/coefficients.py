@@ -52,7 +52,13 @@ def parse_coefficient(text: str | float | int, *, field: str = "coefficient") ->
     if isinstance(text, bool):
         raise InputError(f"{field}: expected a number, 'auto' or a relative '+0.1', not {text!r}")
     if isinstance(text, int | float):
-        return _make("absolute", float(text), field, text)
+        try:
+            number = float(text)
+        except OverflowError:  # an int too large for a float (and to print: more than 4300 digits)
+            raise InputError(
+                f"{field}: a number of about {int(int(text).bit_length() * 0.30103) + 1} digits is not a coefficient in [0, 1]"
+            ) from None
+        return _make("absolute", number, field, text)
     s = text.strip().lower()
     if s == "auto":
         return CoefficientValue("auto")
@@ -69,7 +75,8 @@ def parse_coefficient(text: str | float | int, *, field: str = "coefficient") ->
 
 def _make(kind: Literal["absolute", "relative"], number: float, field: str, text: object) -> CoefficientValue:
     if number != number or number in (float("inf"), float("-inf")):
-        raise InputError(f"{field}: {text!r} is not a finite number")
+        shown = repr(text) if len(str(text)) <= 40 else repr(str(text)[:40]) + "..."
+        raise InputError(f"{field}: {shown} is not a finite number")
     try:
         return CoefficientValue(kind, number)
     except InputError as e:

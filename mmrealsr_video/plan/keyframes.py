@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from mmrealsr_video.errors import InputError
-from mmrealsr_video.io.files import read_text
+from mmrealsr_video.io.files import is_file, read_text
 from mmrealsr_video.plan.coefficients import COEFFICIENT_NAMES, CoefficientValue, parse_coefficient
 from mmrealsr_video.plan.track import CoefficientTrack, FrameCoefficients, Source
 
@@ -30,6 +30,8 @@ __all__ = [
     "apply_fixed",
     "apply_fixed_frame",
     "apply_keyframes",
+    "check_key_positions",
+    "check_keyframes",
     "key_positions",
     "parse_keyframes",
     "parse_position",
@@ -54,6 +56,8 @@ _RE_FROM_END = re.compile(r"-(\d+)")
 _RE_SECONDS = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*s")
 _RE_TIMECODE = re.compile(r"(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)")
 _RE_SCENE = re.compile(r"scene\s*(\d+)", re.IGNORECASE)
+#: The largest frame, scene or count a position may name (frame numbers are 64-bit everywhere).
+_MAX_POSITION = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class KeyPosition:
         else:
             if isinstance(v, bool) or not isinstance(v, int):
                 raise InputError(f"a {self.kind} position must be an integer, not {v!r}")
+            if v > _MAX_POSITION:
+                raise InputError(f"a {self.kind} position of {_number_text(v)} is too large")
             if v < (1 if self.kind == "from_end" else 0):
                 raise InputError(
                     f"a {self.kind} position must be >= {1 if self.kind == 'from_end' else 0}, not {v}"
@@ -177,6 +183,20 @@ def _value_text(v: CoefficientValue) -> str:
 # -- parsing ------------------------------------------------------------------------------------
 
 
+def _number_text(v: int) -> str:
+    """An integer for a message: a huge one by its digits (printing more than 4300 raises)."""
+    return str(v) if abs(v) < 10**30 else f"about {int(abs(v).bit_length() * math.log10(2)) + 1} digits"
+
+
+def _integer(digits: str, field: str, text: str) -> int:
+    """``int(digits)`` for a position, refusing numbers longer than any frame number (and those
+    Python would not convert)."""
+    if len(digits) > len(str(_MAX_POSITION)):
+        shown = text if len(text) <= 30 else text[:20] + "..."
+        raise InputError(f"{field}: {shown!r}: a {len(digits)}-digit number is too large for a position")
+    return int(digits)
+
+
 def parse_position(text: str | int, *, field: str = "at") -> KeyPosition:
     """Parses ``120``, ``-24``, ``4.5s``, ``00:01:05.250``, ``01:05.250`` or ``scene 12``
     (an int is a frame number, or a count from the end when negative).
@@ -188,23 +208,31 @@ def parse_position(text: str | int, *, field: str = "at") -> KeyPosition:
         hint = f"; for seconds write '{text}s'" if isinstance(text, float) else ""
         raise InputError(f"{field}: expected a frame number or a position string, not {text!r}{hint}")
     if isinstance(text, int):
-        return KeyPosition("from_end", -text) if text < 0 else KeyPosition("frame", text)
+        try:
+            return KeyPosition("from_end", -text) if text < 0 else KeyPosition("frame", text)
+        except InputError as e:
+            raise InputError(f"{field}: {e}") from None
     s = text.strip()
     if m := _RE_FRAME.fullmatch(s):
-        return KeyPosition("frame", int(s))
+        return KeyPosition("frame", _integer(s, field, text))
     if m := _RE_FROM_END.fullmatch(s):
-        if int(m.group(1)) == 0:
+        count = _integer(m.group(1), field, text)
+        if count == 0:
             raise InputError(f"{field}: {text!r}: a count from the end starts at -1 (the last frame)")
-        return KeyPosition("from_end", int(m.group(1)))
+        return KeyPosition("from_end", count)
     if m := _RE_SECONDS.fullmatch(s):
-        return KeyPosition("time", float(m.group(1)))
+        seconds = float(m.group(1))
+        if not math.isfinite(seconds):
+            raise InputError(f"{field}: {text[:30]!r}: too many seconds")
+        return KeyPosition("time", seconds)
     if m := _RE_TIMECODE.fullmatch(s):
-        hours, minutes, seconds = m.group(1), int(m.group(2)), float(m.group(3))
-        if seconds >= 60 or (hours is not None and minutes >= 60):
+        hours = _integer(m.group(1), field, text) if m.group(1) is not None else 0
+        minutes, seconds = _integer(m.group(2), field, text), float(m.group(3))
+        if seconds >= 60 or (m.group(1) is not None and minutes >= 60):
             raise InputError(f"{field}: {text!r}: minutes and seconds of a timecode must be below 60")
-        return KeyPosition("time", int(hours or 0) * 3600 + minutes * 60 + seconds)
+        return KeyPosition("time", hours * 3600 + minutes * 60 + seconds)
     if m := _RE_SCENE.fullmatch(s):
-        return KeyPosition("scene", int(m.group(1)))
+        return KeyPosition("scene", _integer(m.group(1), field, text))
     raise InputError(f"{field}: {text!r} is not a position; {_POSITION_HELP}")
 
 
@@ -222,7 +250,7 @@ def parse_keyframes(source: str | Path) -> Keyframes:
         return _parse_file(source)
     if source.strip().lower().endswith((".toml", ".json")):
         return _parse_file(Path(source.strip()))
-    if "=" not in source and Path(source).is_file():
+    if "=" not in source and is_file(source):
         raise InputError(f"{source}: unknown keyframe file type; use .toml or .json")
     return _parse_string(source)
 
@@ -239,11 +267,15 @@ def _parse_file(path: Path) -> Keyframes:
         except tomllib.TOMLDecodeError as e:
             # The message ends with "(at line L, column C)".
             raise InputError(f"{path}: invalid TOML: {e}") from None
+        except ValueError:  # Python's limit on the digits of an int (4300), not a TOMLDecodeError
+            raise InputError(f"{path}: invalid TOML: a number has more than 4300 digits") from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        except ValueError:  # as above
+            raise InputError(f"{path}: invalid JSON: a number has more than 4300 digits") from None
     return _from_mapping(data, str(path), "[[{name}]]" if suffix == ".toml" else '"{name}"')
 
 
@@ -299,6 +331,11 @@ def _key_from_entry(entry: Mapping[str, Any], where: str) -> Key:
         raise InputError(f"{where}: {e}") from None
 
 
+def _shorten(text: str) -> str:
+    """A piece of the user's text for a message: its start when it is long."""
+    return text if len(text) <= 40 else text[:30] + "..."
+
+
 _RE_SECTION = re.compile(r"(?<![\w.])(blur|noise)\s*:", re.IGNORECASE)
 _RE_ITEM = re.compile(r"(?P<position>[^=|~]*?)\s*(?P<op>[|~]?)=(?P<value>[^=]*)")
 
@@ -311,7 +348,7 @@ def _parse_string(text: str) -> Keyframes:
     start = heads[0].start() if heads else len(text)
     if text[:start].strip():
         raise InputError(
-            f"{origin}: {text[:start].strip()!r}: keys must follow 'blur:' or 'noise:', "
+            f"{origin}: {_shorten(text[:start].strip())!r}: keys must follow 'blur:' or 'noise:', "
             "e.g. 'blur: 0=auto; 120|=0.6  noise: 300~=0.2'"
         )
     out: dict[str, tuple[Key, ...]] = {}
@@ -325,7 +362,7 @@ def _parse_string(text: str) -> Keyframes:
             items.pop()  # a trailing ';'
         keys = []
         for i, item in enumerate(items, 1):
-            where = f"{origin}: {name} item #{i} ({item!r})"
+            where = f"{origin}: {name} item #{i} ({_shorten(item)!r})"
             m = _RE_ITEM.fullmatch(item)
             if not m:
                 hint = ""
@@ -383,10 +420,11 @@ def _time_bounds(track: CoefficientTrack) -> np.ndarray:
 
 
 def _resolve(
-    track: CoefficientTrack, keyframes: Keyframes, name: str, *, warn: bool = True
+    track: CoefficientTrack, keyframes: Keyframes, name: str, *, warn: bool = True, strict: bool = False
 ) -> tuple[list[_Point], list[_Span]]:
     """Resolves the keys of one coefficient to frame positions; warns about and drops those that
-    fall outside the track or name a missing scene. Later keys win on the same frame or scene."""
+    fall outside the track or name a missing scene (``strict``: raises :class:`InputError`
+    instead). Later keys win on the same frame or scene."""
     n = len(track)
     index = track.column("index")
     bounds = _time_bounds(track) if n else np.empty(0)
@@ -395,6 +433,8 @@ def _resolve(
     spans: dict[int, _Span] = {}
 
     def drop(number: int, key: Key, why: str) -> None:
+        if strict:
+            raise InputError(f"{keyframes.origin}: {name} key #{number} (at {key.position}): {why}")
         if warn:
             log.warning(
                 "%s: %s key #%d (at %s): %s; ignored", keyframes.origin, name, number, key.position, why
@@ -446,6 +486,41 @@ def _resolve(
             )
         points[pos] = _Point(pos, key, number)
     return sorted(points.values(), key=lambda q: q.pos), list(spans.values())
+
+
+def check_keyframes(track: CoefficientTrack, keyframes: Keyframes) -> None:
+    """Refuses keys that fall outside ``track`` (past its end, before its start, a scene it does
+    not have), which :func:`apply_keyframes` would ignore with a warning.
+
+    Raises:
+        InputError: naming the keyframes' origin, the key and why it does not fit.
+    """
+    for name in COEFFICIENT_NAMES:
+        _resolve(track, keyframes, name, warn=False, strict=True)
+
+
+def check_key_positions(
+    keyframes: Keyframes, *, frames: int | None, duration: float | None, source: str = "the input"
+) -> None:
+    """Refuses, before any frame is decoded, keys that cannot fit a video of ``frames`` frames
+    (as its container declares) lasting ``duration`` seconds; None skips that check. Scene keys
+    need the analysis and are checked on the track (:func:`check_keyframes`).
+
+    Raises:
+        InputError: naming the keyframes' origin, the key and why it does not fit.
+    """
+    for name in COEFFICIENT_NAMES:
+        for number, key in enumerate(getattr(keyframes, name), 1):
+            p = key.position
+            why = None
+            if frames is not None and p.kind == "frame" and p.value >= frames:
+                why = f"frame {p.value} is past the end ({source} declares {frames} frames, the last is {frames - 1})"
+            elif frames is not None and p.kind == "from_end" and p.value > frames:
+                why = f"{p} is before the first frame ({source} declares {frames} frames)"
+            elif duration is not None and p.kind == "time" and p.value >= duration:
+                why = f"{p.value!r}s is past the end ({source} declares {duration:.3f}s)"
+            if why is not None:
+                raise InputError(f"{keyframes.origin}: {name} key #{number} (at {p}): {why}")
 
 
 def key_positions(

@@ -18,15 +18,20 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from mmrealsr_video.errors import InputError, OutputError
-from mmrealsr_video.io.files import read_text, write_bytes_atomic
+from mmrealsr_video.io.files import check_output_file, read_text, write_bytes_atomic
 
 __all__ = [
     "FRAME_FIELDS",
     "SCHEMA_VERSION",
+    "TRACK_SUFFIXES",
     "CoefficientTrack",
     "FrameCoefficients",
     "Source",
+    "check_track_output",
 ]
+
+#: The file types a track is written as and read from.
+TRACK_SUFFIXES = (".json", ".csv")
 
 #: The track file layout this version writes and reads.
 SCHEMA_VERSION = 1
@@ -38,6 +43,8 @@ _SOURCES: tuple[str, ...] = get_args(Source)
 _INT_FIELDS = ("index", "scene")
 _OPTIONAL_UNIT_FIELDS = ("raw_blur", "raw_noise")
 _UNIT_FIELDS = ("auto_blur", "auto_noise", "blur", "noise")
+#: Frame and scene numbers above this are refused (they would not fit the arrays tracks are read into).
+_MAX_INT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -75,13 +82,15 @@ class FrameCoefficients:
             if isinstance(v, bool) or not isinstance(v, int | np.integer):
                 raise InputError(f"field {name!r}: expected an integer, not {_show(v)}")
             if v < 0:
-                raise InputError(f"field {name!r}: must be >= 0, not {v}")
+                raise InputError(f"field {name!r}: must be >= 0, not {_digits(v)}")
+            if v > _MAX_INT:
+                raise InputError(f"field {name!r}: {_digits(v)} is too large")
             object.__setattr__(self, name, int(v))
         t = self.pts_time
         if isinstance(t, bool) or not isinstance(t, int | float | np.floating | np.integer):
             raise InputError(f"field 'pts_time': expected a number, not {_show(t)}")
-        if not math.isfinite(t):
-            raise InputError(f"field 'pts_time': must be finite, not {t}")
+        if not _finite(t):
+            raise InputError(f"field 'pts_time': must be finite, not {_digits(t)}")
         object.__setattr__(self, "pts_time", float(t))
         for name in _OPTIONAL_UNIT_FIELDS + _UNIT_FIELDS:
             v = getattr(self, name)
@@ -90,7 +99,7 @@ class FrameCoefficients:
             if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer):
                 raise InputError(f"field {name!r}: expected a number in [0, 1], not {_show(v)}")
             if not 0.0 <= v <= 1.0:  # also rejects NaN
-                raise InputError(f"field {name!r}: must lie in [0, 1], not {v}")
+                raise InputError(f"field {name!r}: must lie in [0, 1], not {_digits(v)}")
             object.__setattr__(self, name, float(v))
         if self.source not in _SOURCES:
             raise InputError(
@@ -135,9 +144,9 @@ class CoefficientTrack:
             raise InputError(f"model: a name cannot contain line breaks: {self.model!r}")
         if self.fps is not None:
             if isinstance(self.fps, bool) or not isinstance(self.fps, int | float) or not self.fps > 0:
-                raise InputError(f"fps: expected a positive number or none, not {self.fps!r}")
-            if not math.isfinite(self.fps):
-                raise InputError(f"fps: must be finite, not {self.fps}")
+                raise InputError(f"fps: expected a positive number or none, not {_digits(self.fps)}")
+            if not _finite(self.fps):
+                raise InputError(f"fps: must be finite, not {_digits(self.fps)}")
             object.__setattr__(self, "fps", float(self.fps))
         if self.time_base is not None and (not isinstance(self.time_base, Fraction) or self.time_base <= 0):
             raise InputError(f"time_base: expected a positive Fraction or none, not {self.time_base!r}")
@@ -220,15 +229,21 @@ class CoefficientTrack:
             for f, b, z, s in zip(self.frames, blur, noise, source, strict=True)
         )
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, force: bool = True) -> Path:
         """Writes the track as JSON (``.json``) or CSV (``.csv``), atomically (temporary file in the
-        same folder, then renamed). An existing file is replaced.
+        same folder, then renamed).
+
+        Args:
+            path: the file.
+            force: replace an existing file; without it an existing file is refused (see
+                :func:`~mmrealsr_video.io.files.atomic_output`).
 
         Returns:
             The path written.
 
         Raises:
-            OutputError: unknown extension, or the file cannot be written.
+            OutputError: unknown extension, an existing file without ``force``, or the file cannot
+                be written.
         """
         p = Path(path)
         suffix = p.suffix.lower()
@@ -238,7 +253,7 @@ class CoefficientTrack:
             text = self._to_csv()
         else:
             raise OutputError(f"{p}: unknown track file type {p.suffix!r}; use .json or .csv")
-        write_bytes_atomic(p, text.encode("utf-8"))
+        write_bytes_atomic(p, text.encode("utf-8"), force=force)
         return p
 
     @classmethod
@@ -297,6 +312,45 @@ class CoefficientTrack:
         return buf.getvalue()
 
 
+def check_track_output(path: str | Path, *, force: bool) -> Path:
+    """Refuses, before any work, a track file that could not be written: an unknown type, no
+    folder, or an existing file without ``force``.
+
+    Raises:
+        OutputError: naming the file and what to do.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in TRACK_SUFFIXES:
+        raise OutputError(f"{p}: unknown track file type {p.suffix!r}; use .json or .csv")
+    return check_output_file(p, force=force, what="track")
+
+
+def _finite(v: float | int | np.floating | np.integer) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _digits(v: object) -> str:
+    """``v`` for a message: a huge integer by its number of digits (printing one of more than 4300
+    digits raises a ``ValueError``)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 10**30:
+        return f"a number of about {int(abs(v).bit_length() * math.log10(2)) + 1} digits"
+    return repr(v)
+
+
+def _json_loads(text: str, path: Path) -> Any:
+    """``json.loads`` with its errors as messages naming the file (a number of more than 4300 digits
+    is a ``ValueError`` of Python's, not a ``JSONDecodeError``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except ValueError:
+        raise InputError(f"{path}: invalid JSON: a number has more than 4300 digits") from None
+
+
 def _order_error(prev: FrameCoefficients, f: FrameCoefficients) -> str | None:
     if f.index <= prev.index:
         return f"field 'index': must increase, previous frame has {prev.index}"
@@ -311,7 +365,7 @@ def _order_error(prev: FrameCoefficients, f: FrameCoefficients) -> str | None:
 
 
 def _show(v: object) -> str:
-    return f"{v!r} ({type(v).__name__})"
+    return f"{_digits(v)} ({type(v).__name__})"
 
 
 def _track(path: Path, meta: Mapping[str, Any], frames: list[FrameCoefficients]) -> CoefficientTrack:
@@ -319,6 +373,8 @@ def _track(path: Path, meta: Mapping[str, Any], frames: list[FrameCoefficients])
     if time_base is not None:
         if not isinstance(time_base, str) or not re.fullmatch(r"\d+/\d+", time_base.strip()):
             raise InputError(f"{path}: time_base: expected 'num/den' like '1/24000', not {time_base!r}")
+        if len(time_base.strip()) > 40:
+            raise InputError(f"{path}: time_base: {time_base[:20]!r}...: the numbers are too large")
         num, den = (int(x) for x in time_base.split("/"))
         if num == 0 or den == 0:
             raise InputError(f"{path}: time_base: must be positive, not {time_base!r}")
@@ -341,7 +397,7 @@ def _check_schema(path: Path, meta: Mapping[str, Any]) -> None:
             raise InputError(f"{path}: missing {key!r}; not a coefficient track")
     if type(meta["schema_version"]) is not int or meta["schema_version"] != SCHEMA_VERSION:
         raise InputError(
-            f"{path}: schema_version {meta['schema_version']!r} is not supported (this version reads "
+            f"{path}: schema_version {_digits(meta['schema_version'])} is not supported (this version reads "
             f"{SCHEMA_VERSION}); use a matching mmrealsr-video"
         )
 
@@ -371,10 +427,7 @@ def _append(path: Path, where: str, frames: list[FrameCoefficients], f: FrameCoe
 
 
 def _from_json(text: str, path: Path) -> CoefficientTrack:
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    obj = _json_loads(text, path)
     if not isinstance(obj, dict):
         raise InputError(f"{path}: expected a JSON object with 'schema_version', 'model' and 'frames'")
     _check_schema(path, obj)
@@ -389,7 +442,7 @@ def _from_json(text: str, path: Path) -> CoefficientTrack:
         if not isinstance(rec, dict):
             raise InputError(f"{path}: frames[{i}]: expected an object, not {_show(rec)}")
         idx = rec.get("index")
-        where = f"frames[{i}]" + (f" (index {idx})" if isinstance(idx, int) else "")
+        where = f"frames[{i}]" + (f" (index {_digits(idx)})" if isinstance(idx, int) else "")
         _append(path, where, frames, _record(path, where, rec))
     return _track(path, obj, frames)
 
@@ -411,13 +464,9 @@ def _from_csv(text: str, path: Path) -> CoefficientTrack:
         if key in meta:
             raise InputError(f"{path}: line {n_meta}: {key!r} given twice")
         meta[key] = value
-    try:
-        if "schema_version" in meta:
-            meta["schema_version"] = int(meta["schema_version"])
-        if "fps" in meta:
-            meta["fps"] = float(meta["fps"])
-    except ValueError as e:
-        raise InputError(f"{path}: metadata: {e}") from None
+    for key, kind in (("schema_version", int), ("fps", float)):
+        if key in meta:
+            meta[key] = _number(path, "metadata", key, meta[key].strip(), kind)
     _check_schema(path, meta)
     reader = csv.reader(lines[n_meta:])
     header = next(reader, None)
@@ -457,8 +506,15 @@ def _cell(path: Path, where: str, name: str, cell: str) -> object:
         if name in _OPTIONAL_UNIT_FIELDS:
             return None
         raise InputError(f"{path}: {where}: field {name!r}: empty; a value is required")
+    return _number(path, where, name, cell, int if name in _INT_FIELDS else float)
+
+
+def _number(path: Path, where: str, name: str, cell: str, kind: type[int] | type[float]) -> int | float:
+    if kind is int and len(cell) > 30 and cell.lstrip("+-").isdigit():  # int() refuses more than 4300 digits
+        raise InputError(f"{path}: {where}: field {name!r}: a {len(cell)}-digit number is too large")
     try:
-        return int(cell) if name in _INT_FIELDS else float(cell)
+        return kind(cell)
     except ValueError:
-        kind = "an integer" if name in _INT_FIELDS else "a number"
-        raise InputError(f"{path}: {where}: field {name!r}: expected {kind}, not {cell!r}") from None
+        what = "an integer" if kind is int else "a number"
+        shown = repr(cell) if len(cell) <= 40 else repr(cell[:40]) + "..."
+        raise InputError(f"{path}: {where}: field {name!r}: expected {what}, not {shown}") from None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import pytest
 import torch
 
 from mmrealsr_video import load_model
+from mmrealsr_video.errors import InputError
+from mmrealsr_video.models import ModulatedModel
 from mmrealsr_video.models import loader as model_module
 from mmrealsr_video.models.compact import CompactConfig, CompactNet
-from mmrealsr_video.models.tiling import DEFAULT_TILE_OVERLAP, tile_spans, tile_starts, tiled_apply
+from mmrealsr_video.models.tiling import DEFAULT_TILE_OVERLAP, tile_spans, tile_starts, tile_work, tiled_apply
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -129,3 +132,89 @@ def test_odd_and_tiny_sizes(parity: dict, h: int, w: int) -> None:
     x = torch.rand(1, 3, h, w)
     assert model.restore(x, (0.5, 0.5)).shape == (1, 3, 4 * h, 4 * w)
     assert model.estimate(x).shape == (1, 2)
+
+
+def _sweep(model: ModulatedModel, tiles: range | tuple[int, ...], overlaps: tuple[int, ...]) -> float:
+    """The worst PSNR against the whole frame over ``tiles`` x ``overlaps``; every result finite."""
+    x = _frame(48, 64, seed=5)
+    whole = model.restore(x, (0.3, 0.6), tile=0)
+    worst = math.inf
+    for tile in tiles:
+        for overlap in overlaps:
+            y = model.restore(x, (0.3, 0.6), tile=tile, tile_overlap=overlap)
+            assert y.shape == whole.shape and torch.isfinite(y).all(), (tile, overlap)
+            worst = min(worst, _psnr(y, whole))
+    return worst
+
+
+def test_small_tiles_and_overlaps_never_differ_from_the_whole_frame(parity: dict) -> None:
+    """Issue 20: a 3 px tile, or tiles apart by a negative overlap, left pixels that no tile
+    covered (0 / 0: NaN). Every tile of 1 to 32 px with any overlap now gives what the whole frame
+    gives, within what the tests above allow: on the bundled architecture (a small one, with the
+    context branch whose pooling grid tiles keep to) and on the released one."""
+    torch.manual_seed(0)
+    net = CompactNet(CompactConfig(num_feat=16, num_conv=4, context_feat=8, context_conv=2))
+    assert net.context is not None
+    torch.nn.init.normal_(net.context[-1].weight, std=0.02)  # as above: a context branch that acts
+    compact = _sweep(load_model(net.state_dict()), range(1, 33), (0, 1, 3, 8, 32))
+    released = _sweep(load_model(parity["params"]), (1, 2, 3, 5, 8, 16, 31, 32), (0, 3, 32))
+    print(f"tiles 1-32 px, overlaps 0-32 px, worst: compact {compact:.1f} dB, released {released:.1f} dB")
+    assert compact >= 45.0 and released >= 45.0
+
+
+@pytest.mark.slow
+def test_small_tiles_on_the_bundled_model(parity: dict) -> None:
+    """As above on the bundled model itself (about a minute on 2 CPU cores)."""
+    worst = _sweep(load_model("default"), range(1, 33), (0, 3, 32))
+    print(f"bundled model, tiles 1-32 px: worst {worst:.1f} dB")
+    assert worst >= 45.0
+
+
+def test_a_negative_overlap_or_tiles_off_their_grid_are_refused_not_garbage() -> None:
+    x = torch.rand(1, 3, 20, 20)
+
+    def up(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(t, scale_factor=2, mode="nearest")
+
+    with pytest.raises(ValueError, match="must not be negative"):
+        tiled_apply(up, x, scale=2, tile=8, overlap=-4)
+    with pytest.raises(ValueError, match="leave gaps"):
+        tiled_apply(up, x, scale=2, tile=3, overlap=0, align=4)
+    model = load_model("default")
+    with pytest.raises(InputError, match=r"tile overlap must not be negative \(-4\)"):
+        model.restore(x, (0.5, 0.5), tile=16, tile_overlap=-4)
+    with pytest.raises(InputError, match="not -5"):
+        model.restore(x, (0.5, 0.5), tile=-5)
+
+
+def test_a_network_that_unshuffles_its_input_gets_tiles_on_even_pixels() -> None:
+    """The x2 released layout unshuffles its input by 2: a tile starting on an odd pixel would not
+    fit it (tiles start on the size multiple too, not only on the pooling grid)."""
+    from mmrealsr_video.models.mmrrdbnet import MMRRDBNet, MMRRDBNetConfig
+
+    net = MMRRDBNet(
+        MMRRDBNetConfig(scale=2, num_feat=8, num_block=1, num_grow_ch=4, embed_dim=16, am_hidden=8)
+    )
+    model = load_model(net.state_dict())
+    assert model.size_multiple == 2
+    x = _frame(45, 67, seed=2)
+    whole = model.restore(x, (0.5, 0.5), tile=0)
+    tiled = model.restore(x, (0.5, 0.5), tile=33, tile_overlap=9)
+    assert tiled.shape == whole.shape == (1, 3, 90, 134) and torch.isfinite(tiled).all()
+
+
+def test_tiling_notes_say_what_is_used_and_when_overlap_dominates() -> None:
+    model = load_model("default")
+    assert model.tiling_notes(96, 64, None, 32) == [] and model.tiling_notes(96, 64, 0, 32) == []
+    assert model.tiling_notes(96, 64, 4, 32) == [
+        "tile 4 px is below the smallest useful tile: using 32 px tiles"
+    ]
+    assert model.tiling_notes(1920, 1080, 512, 0) == [
+        "tile overlap 0 px would show seams between tiles: using 8 px"
+    ]
+    (note,) = model.tiling_notes(1920, 1080, 64, 32)
+    assert re.fullmatch(
+        r"tiles of 64 px overlapping by 32 px make the model compute [\d.]+ times the picture's pixels; .*",
+        note,
+    )
+    assert tile_work(1080, 1920, 64, 32) > 3.0 and tile_work(1080, 1920, 512, 32) < 2.0
