@@ -5,6 +5,8 @@ The Python API, one function per job:
 - :func:`restore_video` (a video file or an image sequence, settings in :class:`RestoreSettings`,
   the encoder's in :class:`EncodeSettings`) and :func:`restore_image` (one picture,
   :class:`ImageSettings`);
+- :class:`RestoreJob` (:class:`JobSettings`): a video restored as a resumable job, cut at scene
+  cuts into chunks restored on workers or Ray actors (``docs/jobs.md``);
 - :func:`analyze`: a video's :class:`CoefficientTrack` (scenes, estimates, per-frame coefficients),
   to edit, plot (:func:`plot_track`) or restore with later; :func:`apply_keyframes` /
   :func:`apply_fixed` apply the user's overrides to a track;
@@ -15,6 +17,7 @@ The packages below follow a frame: ``io`` (sources, sinks, colour), ``analysis``
 estimates), ``plan`` (track, keyframes, the coefficient resolver), ``models``; ``engine`` wires them.
 """
 
+from mmrealsr_video._version import __version__
 from mmrealsr_video.engine import ImageSummary, RestoreSummary, analyze, restore_image, restore_video
 from mmrealsr_video.errors import (
     CheckpointError,
@@ -25,6 +28,7 @@ from mmrealsr_video.errors import (
     UnknownArchitectureError,
     UnsafeCheckpointError,
 )
+from mmrealsr_video.jobs import JobSettings, RestoreJob
 from mmrealsr_video.models import BUNDLED_MODELS, ModulatedModel, load_model
 from mmrealsr_video.plan import (
     CoefficientTrack,
@@ -39,8 +43,6 @@ from mmrealsr_video.plan import (
 )
 from mmrealsr_video.settings import EncodeSettings, ImageSettings, RestoreSettings
 
-__version__ = "0.1.0"
-
 __all__ = [
     "BUNDLED_MODELS",
     "CheckpointError",
@@ -51,10 +53,12 @@ __all__ = [
     "ImageSettings",
     "ImageSummary",
     "InputError",
+    "JobSettings",
     "Keyframes",
     "MMRealSRVideoError",
     "ModulatedModel",
     "OutputError",
+    "RestoreJob",
     "RestoreSettings",
     "RestoreSummary",
     "SettingsError",

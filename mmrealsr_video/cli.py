@@ -332,14 +332,60 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         fps=args.fps,
         image_format=args.image_format,
     )
-    summary = restore_video(args.input, args.output, settings)
+    job = _job_settings(args)
+    if job is None:
+        summary = restore_video(args.input, args.output, settings)
+        chunks = ""
+    else:
+        from mmrealsr_video.jobs import RestoreJob
+
+        restore_job = RestoreJob(args.input, args.output, settings, job)
+        try:
+            summary = restore_job.run()
+        except KeyboardInterrupt:
+            if restore_job.folder.is_dir():
+                print(f"mmrealsr-video: the job in {restore_job.folder} keeps every finished chunk: run the "
+                      "same command again to resume", file=sys.stderr)  # fmt: skip
+            raise
+        chunks = f", {summary.chunks} chunks" + (f" ({summary.resumed} done before)" if summary.resumed else "")
     print(
-        f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.2f} fps), {summary.scenes} scenes, "
+        f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.2f} fps), {summary.scenes} scenes{chunks}, "
         f"blur {summary.blur_range[0]:.3f}-{summary.blur_range[1]:.3f}, "
         f"noise {summary.noise_range[0]:.3f}-{summary.noise_range[1]:.3f}, "
         f"{summary.width}x{summary.height} -> {summary.output}"
     )
     return 0
+
+
+def _job_settings(args: argparse.Namespace) -> Any:
+    """The job's settings, or None for a single pass: ``--no-job``, or an image sequence in or out
+    (jobs cut video files; a folder of images is resumable by nature)."""
+    from mmrealsr_video.io.sequences import is_image_output, is_sequence
+    from mmrealsr_video.jobs import JobSettings
+
+    job_options = [
+        flag
+        for flag, given in (
+            ("--workers", args.workers is not None),
+            ("--ray", args.ray is not False),
+            ("--chunk-frames", args.chunk_frames is not None),
+            ("--keep-job", args.keep_job),
+            ("--restart", args.restart),
+            ("--job-folder", args.job_folder is not None),
+        )
+        if given
+    ]
+    if args.no_job or is_sequence(args.input) or is_image_output(args.output):
+        if job_options:
+            why = "--no-job" if args.no_job else "an image sequence (in or out) is restored in one pass"
+            raise InputError(f"{', '.join(job_options)}: for jobs, but {why}")
+        return None
+    kw: dict[str, Any] = {"workers": args.workers or 1, "ray": args.ray, "keep_job": args.keep_job}
+    if args.chunk_frames is not None:
+        kw["chunk_frames"] = args.chunk_frames
+    return JobSettings(
+        **kw, restart=args.restart, folder=Path(args.job_folder) if args.job_folder is not None else None
+    )
 
 
 def _add_restore_arguments(p: argparse.ArgumentParser) -> None:
@@ -440,6 +486,23 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=["png", "jpg", "tif"],
         help="type of output images (default: the input sequence's, png from a video)",
     )
+    jobs = rs.add_argument_group(
+        "jobs", "a video file is restored as a resumable job, cut at scene cuts into chunks (docs/jobs.md)"
+    )
+    jobs.add_argument("--workers", type=int, help="chunks restored and coded at once (default 1)")
+    jobs.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="ADDRESS",
+        help="run the chunks on Ray actors: a local instance, or a cluster's ADDRESS (needs the ray extra)",
+    )
+    jobs.add_argument("--chunk-frames", type=int, help="frames per chunk at most (default 480)")
+    jobs.add_argument("--keep-job", action="store_true", help="keep the job folder after the output is written")
+    jobs.add_argument("--restart", action="store_true", help="discard this output's unfinished job and start over")
+    jobs.add_argument("--job-folder", help="where the job's state lives (default: .NAME.job beside the output)")
+    jobs.add_argument("--no-job", action="store_true", help="one pass, no job folder, no resume")
     rs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rs.set_defaults(func=_cmd_restore)
 

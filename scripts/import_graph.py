@@ -6,8 +6,8 @@ between modules or an import that points up the layers.
 
 Layers, bottom to top (an import may only point to a lower layer, or stay inside its own unit):
 
-    errors -> io, models -> plan -> analysis -> settings -> engine -> mmrealsr_video (the API)
-    -> cli, vsmmrealsr (VapourSynth), mmrealsr_training
+    errors, _version -> io, models -> plan -> analysis -> settings -> preflight -> passes -> jobs
+    -> engine -> mmrealsr_video (the API) -> cli, vsmmrealsr (VapourSynth), mmrealsr_training
 
 Imports are read from the source (every ``import`` and ``from ... import``, at module level or
 inside functions), so nothing is executed.
@@ -27,17 +27,21 @@ PACKAGES = {"mmrealsr_video": "mmrealsr_video", "vs_plugin": "vsmmrealsr", "trai
 #: Rank of each unit: imports must point to a strictly lower rank (or stay in the unit).
 RANKS = {
     "errors": 0,
+    "_version": 0,
     "io": 1,
     "models": 1,
     "plan": 2,
     "analysis": 3,
     "settings": 4,
-    "engine": 5,
-    "mmrealsr_video": 6,
-    "cli": 7,
-    "vsmmrealsr": 7,
-    "mmrealsr_training": 7,
-    "__main__": 8,
+    "preflight": 5,
+    "passes": 6,
+    "jobs": 7,
+    "engine": 8,
+    "mmrealsr_video": 9,
+    "cli": 10,
+    "vsmmrealsr": 10,
+    "mmrealsr_training": 10,
+    "__main__": 11,
 }
 
 

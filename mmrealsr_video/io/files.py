@@ -103,7 +103,7 @@ def remove_stale_partials(target: str | Path, *, folder: bool = False) -> list[P
 
 def check_output_file(path: str | Path, *, force: bool, what: str = "output") -> Path:
     """Refuses, before any work, a file output that cannot be written: no folder, a folder in its
-    place, or an existing file without ``force``.
+    place, an existing file without ``force``, or a folder where no file can be made (tried).
 
     Raises:
         OutputError: naming the file and what to do.
@@ -115,6 +115,12 @@ def check_output_file(path: str | Path, *, force: bool, what: str = "output") ->
         raise OutputError(f"{p}: is a folder; name a file for the {what}")
     if p.exists() and not force:
         raise OutputError(f"{p}: already exists (pass --force to overwrite)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.{os.getpid()}.", suffix=".probe", dir=p.parent)
+    except OSError as e:
+        raise OutputError(f"{p.parent}: cannot write there ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(probe)
     return p
 
 

@@ -304,8 +304,17 @@ def _encode(
     streams: Mapping[int, Any],
     items: queue.Queue[_Item],
     errors: list[BaseException],
+    log: list[tuple[int | None, int | None, int, Fraction | None]] | None = None,
 ) -> None:
-    """Encodes restored frames and muxes them with the copied packets."""
+    """Encodes restored frames and muxes them with the copied packets; the coded video packets'
+    exact timestamps (the encoder's, before the muxer rounds them to its own time base) go to
+    ``log``, if given."""
+
+    def mux_video(packet: Any) -> None:
+        if log is not None and packet.size:
+            log.append((packet.pts, packet.dts, int(packet.duration or 0), packet.time_base))
+        output.mux(packet)
+
     try:
         while True:
             item = items.get()
@@ -317,13 +326,13 @@ def _encode(
                 finally:
                     item.slot.release()
                 for packet in stream.encode(frame):
-                    output.mux(packet)
+                    mux_video(packet)
             else:
                 packet = item.packet
                 packet.stream = streams[item.stream_index]
                 output.mux(packet)
         for packet in stream.encode(None):
-            output.mux(packet)
+            mux_video(packet)
     except BaseException as e:
         errors.append(e)
         while not isinstance(item := items.get(), _End):  # keep the producer from blocking
@@ -451,6 +460,10 @@ class VideoSink:
         keep: (first, end) seconds of the copied streams' packets to keep; None is unbounded.
         video: the input's container and video stream whose other streams are copied, or None.
         rate, time_base: the output's frame rate and time base.
+        offset: seconds subtracted from every timestamp; None: the first picture's time for a part
+            of the input, else 0 (a job's segments are given the whole restore's offset).
+        timestamps: receives each coded video packet's exact (pts, dts, duration, time base),
+            which a container may round (a job's segments keep them beside the file).
     """
 
     size_multiple = (2, 2)  # 4:2:0 encoders need even sizes
@@ -464,8 +477,12 @@ class VideoSink:
         video: tuple[av.container.InputContainer, av.video.stream.VideoStream] | None,
         rate: Fraction,
         time_base: Fraction | None,
+        offset: float | None = None,
+        timestamps: list[tuple[int | None, int | None, int, Fraction | None]] | None = None,
     ) -> None:
         self.dst, self.encode, self.keep, self.video = dst, encode, keep, video
+        self.given_offset = offset
+        self.timestamps = timestamps
         self.rate, self.time_base = rate, time_base
         try:
             self.output = av.open(str(tmp), "w", format=MUXERS.get(dst.suffix.lower()))
@@ -532,12 +549,12 @@ class VideoSink:
             self.mapping.update(streams)
         else:
             self.stream = add()
-        self.offset = t if shifted else 0.0
+        self.offset = self.given_offset if self.given_offset is not None else (t if shifted else 0.0)
         if shifted and self.keep[0] is None:  # a part given in frames: its audio starts with its first frame
             self.keep = (t, self.keep[1])
         self.thread = threading.Thread(
             target=_encode,
-            args=(self.output, self.stream, self.mapping, self.items, self.errors),
+            args=(self.output, self.stream, self.mapping, self.items, self.errors, self.timestamps),
             name="encode",
             daemon=True,
         )
