@@ -29,7 +29,7 @@ import av
 import av.error
 import torch
 
-from mmrealsr_video.analysis.streaming import AnalysisConfig, StreamingAnalysis, analyze_frames
+from mmrealsr_video.analysis.streaming import AnalysisConfig, StreamingAnalysis
 from mmrealsr_video.errors import InputError, OutputError
 from mmrealsr_video.io.colour import ColourDescription, frame_to_tensor, to_rgb8
 from mmrealsr_video.io.files import atomic_folder, atomic_output, check_output_file
@@ -52,7 +52,7 @@ from mmrealsr_video.io.sink import (
 )
 from mmrealsr_video.io.source import FrameSource, decoded_frames, open_source
 from mmrealsr_video.models.loader import ModulatedModel, load_model
-from mmrealsr_video.passes import RestoreSummary, progress_bar, restore_pass, summarize
+from mmrealsr_video.passes import RestoreSummary, analysis_pass, restore_pass, summarize
 from mmrealsr_video.plan.keyframes import (
     Keyframes,
     apply_keyframes,
@@ -125,20 +125,7 @@ def analyze(
         except BaseException:
             src.close()
             raise
-    bar = progress_bar(progress, src.total, "analyse")
-    try:
-        track = analyze_frames(
-            decoded_frames(src),
-            m,
-            config=config,
-            cuts=cuts,
-            fps=src.fps,
-            on_frame=(lambda _i: bar.update(1)) if bar is not None else None,
-        )
-    finally:
-        src.close()
-        if bar is not None:
-            bar.close()
+    track = analysis_pass(src, decoded_frames(src), m, config, cuts=cuts, progress=progress, total=src.total)
     log.info("%s: %d frames, %d scenes", source, len(track), len(track.scenes()))
     if keys is None:
         return track

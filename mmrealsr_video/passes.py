@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmrealsr_video.analysis.streaming import StreamingAnalysis, analyze_frames
+from mmrealsr_video.analysis.streaming import AnalysisConfig, StreamingAnalysis, analyze_frames
 from mmrealsr_video.errors import InputError
 from mmrealsr_video.io.colour import ColourDescription, frame_to_tensor, to_rgb8
 from mmrealsr_video.io.sink import FrameSink
 from mmrealsr_video.io.source import FrameSource, decoded_frames, open_source
-from mmrealsr_video.io.video import Orientation
+from mmrealsr_video.io.video import DecodedFrame, Orientation
 from mmrealsr_video.models.loader import ModulatedModel
 from mmrealsr_video.plan.keyframes import apply_keyframes, check_keyframes, parse_keyframes
 from mmrealsr_video.plan.resolver import CoefficientResolver
@@ -37,6 +37,7 @@ __all__ = [
     "FrameRange",
     "PassResult",
     "RestoreSummary",
+    "analysis_pass",
     "planned_track",
     "progress_bar",
     "restore_pass",
@@ -138,6 +139,33 @@ def planned_track(
     return CoefficientTrack(tuple(kept), model=model.name, fps=track.fps), end
 
 
+def analysis_pass(
+    src: FrameSource,
+    frames: Iterable[DecodedFrame],
+    model: ModulatedModel,
+    config: AnalysisConfig | None,
+    *,
+    cuts: Sequence[int] | None = None,
+    progress: bool = False,
+    total: int | None = None,
+) -> CoefficientTrack:
+    """Analyses ``frames`` (read from ``src``, which is closed at the end) with a progress bar."""
+    bar = progress_bar(progress, total, "analyse")
+    try:
+        return analyze_frames(
+            frames,
+            model,
+            config=config,
+            cuts=cuts,
+            fps=src.fps,
+            on_frame=(lambda _i: bar.update(1)) if bar is not None else None,
+        )
+    finally:
+        src.close()
+        if bar is not None:
+            bar.close()
+
+
 def _analysed(
     source: Path,
     model: ModulatedModel,
@@ -150,7 +178,6 @@ def _analysed(
     """The analysis of the input (``whole``) or of its kept frames, with their source numbers; the
     time of the first frame past the part is appended to ``end_time``."""
     src = open_source(source)
-    bar = progress_bar(s.progress, _expected_frames(s, src.total), "analyse")
     numbers: list[int] = []
 
     def kept_frames() -> Any:
@@ -163,18 +190,7 @@ def _analysed(
                 numbers.append(f.index)
                 yield dataclasses.replace(f, index=len(numbers) - 1)
 
-    try:
-        track = analyze_frames(
-            kept_frames(),
-            model,
-            config=s.analysis,
-            fps=src.fps,
-            on_frame=(lambda _i: bar.update(1)) if bar is not None else None,
-        )
-    finally:
-        src.close()
-        if bar is not None:
-            bar.close()
+    track = analysis_pass(src, kept_frames(), model, s.analysis, progress=s.progress, total=_expected_frames(s, src.total))
     return track.with_frames(dataclasses.replace(r, index=numbers[r.index]) for r in track.frames)
 
 
