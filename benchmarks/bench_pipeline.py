@@ -3,6 +3,10 @@
     python benchmarks/bench_pipeline.py                        # CPU, the bundled model
     python benchmarks/bench_pipeline.py --device cuda --model default --rounds 3
     python benchmarks/bench_pipeline.py --only plan            # a 2-hour film's planning overhead
+    python benchmarks/bench_pipeline.py --model released --device cuda --only speed   # the released x4 network
+
+``--model released`` runs the released MM-RealSR x4 architecture with random weights (speed does not
+depend on the values), written once to a temporary file.
 
 Every measurement runs in a fresh process, and the kinds alternate round by round (model-only,
 then the job with 1 worker, then with 2, then the next size...), so that a machine whose speed
@@ -143,8 +147,9 @@ def child_plan(folder: Path) -> dict[str, Any]:
 # --- the driver ------------------------------------------------------------------------------------------
 
 
-def run_child(*args: str) -> dict[str, Any]:
-    r = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
+def run_child(model: str, device: str, *args: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--model", model, "--device", device, "--child", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"child {args} failed:\n{r.stderr}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -182,6 +187,14 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d')}, {_device_name(args.device)}, model {args.model}, {args.rounds} rounds")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        if args.model == "released":
+            from safetensors.torch import save_file
+
+            from mmrealsr_video.models.mmrrdbnet import MMRRDBNet
+
+            weights = folder / "released_x4_random.safetensors"
+            save_file({k: v.contiguous() for k, v in MMRRDBNet().state_dict().items()}, str(weights))
+            args.model = str(weights)
         if "speed" in only:
             clips = {}
             for size, n in zip(args.sizes, args.frames, strict=True):
@@ -191,10 +204,10 @@ def main() -> None:
             runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for _ in range(args.rounds):
                 for size, clip in clips.items():
-                    runs.setdefault((size, "model"), []).append(run_child("model", str(clip)))
+                    runs.setdefault((size, "model"), []).append(run_child(args.model, args.device, "model", str(clip)))
                     for w in args.workers:
                         out = str(folder / f"out_{size}.mkv")
-                        runs.setdefault((size, f"job {w}"), []).append(run_child("job", str(clip), out, str(w)))
+                        runs.setdefault((size, f"job {w}"), []).append(run_child(args.model, args.device, "job", str(clip), out, str(w)))
             print(f"\n{'input':>9} {'run':>10} {'frames/s (median)':>18} {'all rounds':>28} {'vs model-only':>14}")
             for size in clips:
                 model_fps = statistics.median(r["frames"] / r["seconds"] for r in runs[(size, "model")])
@@ -210,14 +223,14 @@ def main() -> None:
             for n in args.rss:
                 clip = folder / f"rss_{n}.mkv"
                 make_clip(clip, n, (64, 48))
-                r = run_child("job", str(clip), str(folder / f"rss_{n}_x4.mkv"), "1")
+                r = run_child(args.model, args.device, "job", str(clip), str(folder / f"rss_{n}_x4.mkv"), "1")
                 rss.append(r["rss_mib"])
                 print(f"  {n:>6} frames: {r['rss_mib']:7.0f} MiB ({r['frames'] / r['seconds']:.1f} frames/s, {r['chunks']} chunks)")
             print(f"  ratio {args.rss[1]}/{args.rss[0]}: {rss[1] / rss[0]:.3f}")
         if "plan" in only:
             plan_dir = folder / "plan"
             plan_dir.mkdir()
-            p = run_child("plan", str(plan_dir))
+            p = run_child(args.model, args.device, "plan", str(plan_dir))
             print(
                 f"\nplanning a {p['frames']}-frame film ({p['scenes']} scenes -> {p['chunks']} chunks): "
                 f"plan {p['plan_s'] * 1000:.0f} ms; track file {p['track_mib']:.1f} MiB saved in "

@@ -93,8 +93,11 @@ check() {
     timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -4
     log "model: fps at 640x480, fp32 / fp16 / bf16"
     timeout 90 "$PY" benchmarks/bench_model.py --device cuda --size 640x480 --precisions fp32 fp16 bf16 2>&1 | tail -8
-    log "pipeline: model-only vs end-to-end, RSS at two lengths"
-    timeout 150 "$PY" benchmarks/bench_pipeline.py --device cuda --size 320x240 --lengths 200 1000 2>&1 | tail -7
+    log "pipeline: model-only vs a job end to end (1 and 2 workers), default model, then the released network"
+    timeout 200 "$PY" benchmarks/bench_pipeline.py --device cuda --only speed --rounds 3 \
+        --sizes 320x240 640x480 --frames 96 48 2>&1 | tail -9
+    timeout 200 "$PY" benchmarks/bench_pipeline.py --device cuda --only speed --rounds 3 --model released \
+        --sizes 320x240 640x480 --frames 48 24 2>&1 | tail -9
     if "$PY" -c "import vapoursynth as vs; vs.core.bs" 2>/dev/null; then
         log "vspipe vs the CLI"
         timeout 120 "$PY" benchmarks/bench_vapoursynth.py --device 0 --size 320x240 --frames 240 2>&1 | tail -7

@@ -26,7 +26,7 @@ from mmrealsr_video.io.files import atomic_output
 from mmrealsr_video.io.sink import MUXERS, add_output_streams, copy_chapters, keeps_packet, shift_packet
 from mmrealsr_video.io.source import copyable_streams
 from mmrealsr_video.io.video import open_video
-from mmrealsr_video.jobs.segment import SEGMENT_SUFFIX, TIMESTAMPS_SUFFIX, read_timestamps
+from mmrealsr_video.jobs.segment import read_timestamps, timestamps_path
 
 __all__ = ["join_segments"]
 
@@ -42,7 +42,7 @@ def _segment_packets(segments: Sequence[Path]) -> Iterator[tuple[float, int, Any
     order = itertools.count()
     for path in segments:
         time_base, stamps = read_timestamps(
-            path.with_name(path.name.removesuffix(SEGMENT_SUFFIX) + TIMESTAMPS_SUFFIX)
+            timestamps_path(path)
         )
         try:
             with av.open(str(path)) as c:
@@ -109,6 +109,9 @@ def join_segments(
     """
     if not segments:
         raise InputError(f"{source}: no segment to join")
+    time_base, _ = read_timestamps(
+        timestamps_path(segments[0])
+    )
     container, vstream = open_video(source)
     try:
         with av.open(str(segments[0])) as first:
@@ -119,7 +122,7 @@ def join_segments(
                 except (av.error.FFmpegError, ValueError) as e:
                     raise OutputError(f"{output}: cannot write this container ({e})") from None
                 try:
-                    _join(container, vstream, out, template, segments, keep, offset)
+                    _join(container, vstream, out, template, time_base, segments, keep, offset)
                 finally:
                     out.close()
     except av.error.FFmpegError as e:
@@ -133,6 +136,7 @@ def _join(
     vstream: av.video.stream.VideoStream,
     out: av.container.OutputContainer,
     template: Any,
+    time_base: Fraction,
     segments: Sequence[Path],
     keep: tuple[float | None, float | None],
     offset: float,
@@ -143,8 +147,9 @@ def _join(
 
     def add_video() -> Any:
         stream = out.add_stream_from_template(template)
-        if template.time_base is not None:
-            stream.time_base = Fraction(template.time_base)
+        # The encoder's time base (the input's), as a single pass sets it: containers that derive
+        # their frame rate from it (AVI) need it, and the others keep the timestamps exact.
+        stream.time_base = time_base
         # The pictures were turned upright, so the input's rotation is not carried over.
         stream.metadata.update({k: v for k, v in vstream.metadata.items() if k.lower() != "rotate"})
         video_out.append(stream)

@@ -41,11 +41,11 @@ from mmrealsr_video.jobs.manifest import (
     settings_record,
 )
 from mmrealsr_video.jobs.segment import (
-    SEGMENT_SUFFIX,
     TIMESTAMPS_SUFFIX,
     SegmentResult,
     SegmentSpec,
     segment_sha256,
+    timestamps_path,
 )
 from mmrealsr_video.models.loader import ModulatedModel, load_model
 from mmrealsr_video.passes import FrameRange, PassResult, RestoreSummary, planned_track, summarize
@@ -197,7 +197,9 @@ class RestoreJob:
         src = open_source(self.source, fps=s.fps)  # refuses an image sequence's frame rate for a video
         try:
             video = src.video
-            check_encoder(s.encode, self.output, video[1].codec_context.pix_fmt if video is not None else None)
+            check_encoder(
+                s.encode, self.output, video[1].codec_context.pix_fmt if video is not None else None
+            )
             check_before_work(src, s, FrameRange(s), keys, track)
         finally:
             src.close()
@@ -270,7 +272,7 @@ class RestoreJob:
             whole = c.file and path.is_file() and path.stat().st_size == c.size
             if not (
                 whole
-                and path.with_name(c.chunk.name + TIMESTAMPS_SUFFIX).is_file()
+                and timestamps_path(path).is_file()
                 and segment_sha256(path) == c.sha256
             ):
                 log.warning(
@@ -280,7 +282,7 @@ class RestoreJob:
                 changed = True
         recorded = {c.chunk.name for c in manifest.chunks if c.state == "done"}
         for p in sorted(self.folder.iterdir()):
-            name = p.name.removesuffix(SEGMENT_SUFFIX).removesuffix(TIMESTAMPS_SUFFIX)
+            name = p.name.removesuffix(TIMESTAMPS_SUFFIX).removesuffix(self.output.suffix)
             leftover = ".partial" in p.name or (p.name.startswith("chunk-") and name not in recorded)
             if leftover:
                 log.info("%s: removing %s, left by an interrupted run", self.folder, p.name)
@@ -312,6 +314,7 @@ class RestoreJob:
                 settings=replace(s, force=True),
                 encode=encode,
                 offset=offset,
+                suffix=self.output.suffix.lower(),
             )
             for r in records
         ]

@@ -33,20 +33,26 @@ from mmrealsr_video.plan.track import CoefficientTrack, FrameCoefficients
 from mmrealsr_video.settings import RestoreSettings
 
 __all__ = [
-    "SEGMENT_SUFFIX",
     "TIMESTAMPS_SUFFIX",
     "SegmentResult",
     "SegmentSpec",
     "read_timestamps",
     "restore_segment",
     "segment_sha256",
+    "timestamps_path",
     "write_timestamps",
 ]
 
-#: Segments are Matroska files (any codec); their packets' exact timestamps, which Matroska rounds
-#: to milliseconds, are kept beside them in ``.ts.json`` files in the encoder's time base.
-SEGMENT_SUFFIX = ".mkv"
+#: Segments are files of the output's own container (so that the encoder codes the bitstream that
+#: container wants: AVI takes H.264 with start codes, MP4 and Matroska with length prefixes); their
+#: packets' exact timestamps, which a container may round, are kept beside them in ``.ts.json``
+#: files, in the encoder's time base.
 TIMESTAMPS_SUFFIX = ".ts.json"
+
+
+def timestamps_path(segment: Path) -> Path:
+    """The file that holds a segment's exact packet timestamps."""
+    return segment.with_suffix(TIMESTAMPS_SUFFIX)
 #: Frames whose time differs from the track's by less than this are the same frame (seconds).
 _SAME_TIME = 1e-4
 
@@ -63,6 +69,7 @@ class SegmentSpec:
         settings: the restore's settings (model, precision, tiles, batch...).
         encode: the encoder's settings, codec and thread count fixed by the job.
         offset: seconds subtracted from every timestamp (the start of a partial restore), or 0.
+        suffix: the output's extension: segments are files of its container.
     """
 
     source: Path
@@ -73,14 +80,11 @@ class SegmentSpec:
     settings: RestoreSettings
     encode: EncodeSettings
     offset: float
+    suffix: str
 
     @property
     def path(self) -> Path:
-        return self.folder / (self.chunk.name + SEGMENT_SUFFIX)
-
-    @property
-    def timestamps_path(self) -> Path:
-        return self.folder / (self.chunk.name + TIMESTAMPS_SUFFIX)
+        return self.folder / (self.chunk.name + self.suffix)
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,7 @@ def _restore(
                 raise InputError(
                     f"{spec.source}: chunk {chunk.number} gave {written} frames, expected {chunk.frames}"
                 )
-            write_timestamps(spec.timestamps_path, log)
+            write_timestamps(timestamps_path(spec.path), log)
     finally:
         src.close()
     return SegmentResult(
@@ -269,7 +273,7 @@ def read_timestamps(path: Path) -> tuple[Fraction, list[tuple[int | None, int | 
 def segment_sha256(path: Path) -> str:
     """The checksum a segment is recorded with: its file and its timestamps, together."""
     h = hashlib.sha256(file_sha256(path).encode())
-    h.update(file_sha256(path.with_name(path.name.removesuffix(SEGMENT_SUFFIX) + TIMESTAMPS_SUFFIX)).encode())
+    h.update(file_sha256(timestamps_path(path)).encode())
     return h.hexdigest()
 
 

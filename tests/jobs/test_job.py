@@ -46,12 +46,19 @@ def test_two_workers_give_the_same_output(film: Path, reference: dict[str, objec
     assert json.loads((tmp_path / "t.json").read_text()) == reference["track"]
 
 
+def _default_sigint() -> None:
+    # A shell that starts the suite in the background ignores SIGINT, and children inherit that;
+    # the restore should see Ctrl-C as a terminal would deliver it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(film: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(EXE), "restore", str(film), str(out), "--chunk-frames", str(CHUNK), "-q", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
@@ -219,3 +226,21 @@ def test_a_full_disk_is_a_clear_error_and_the_job_resumes(
     finally:
         if mounted:
             subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".mov", ".avi", ".nut"])
+def test_every_listed_container_takes_a_job(tmp_path: Path, suffix: str) -> None:
+    """The command line's default path: the joined segments and the copied audio in each container
+    the docs list, for part of the bundled sample."""
+    import av
+
+    sample = Path(__file__).resolve().parents[2] / "examples" / "sample.mp4"
+    out = tmp_path / f"sample{suffix}"
+    summary = RestoreJob(sample, out, _settings(frames=(0, 6)), JobSettings(chunk_frames=3)).run()
+    assert summary.frames == 6 and summary.chunks == 2
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+        assert len(c.streams.audio) == 1
+    assert len(frames) == 6 and (frames[0].width, frames[0].height) == (960, 640)
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]

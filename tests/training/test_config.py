@@ -43,6 +43,7 @@ def test_defaults_are_the_released_recipe() -> None:
     )
     assert (c.loss.l1_weight, c.loss.rank_margin, c.loss.anchor_weight) == (1.0, 0.05, 1e-4)
     assert c.loss.rank_blur_weight == c.loss.rank_noise_weight == 0.01
+    assert c.loss.consistency_weight == 0.0  # ours, off
     assert c.gan.layer_weights == {
         "conv1_2": 0.1,
         "conv2_2": 0.1,
@@ -110,6 +111,7 @@ def test_unknown_key_names_file_and_key(tmp_path: Path, text: str, key: str) -> 
         ('[run]\ndevice = "tpu"\n', "run.device"),
         ("[loss]\nknob_step = 0.0\n", "loss.knob_step"),
         ("[loss]\nknob_weight = -0.1\n", "loss.knob_weight"),
+        ("[loss]\nconsistency_weight = -0.1\n", "loss.consistency_weight"),
     ],
 )
 def test_bad_value_names_file_and_key(tmp_path: Path, text: str, key: str) -> None:

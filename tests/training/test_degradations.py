@@ -391,6 +391,29 @@ def test_axis_anchors_leave_the_other_copies_unchanged() -> None:
     assert not torch.equal(extra["noise_anchor"], plain["base"])
 
 
+def test_shared_copy_is_each_base_degradation_on_the_next_patch(gt: torch.Tensor) -> None:
+    """synthesize(..., shared_copy=True): row i of base_shared is patch i + 1 degraded by sample i's plan
+    (every random choice, video clip and grain included); the other copies are unchanged."""
+    from mmrealsr_training.degradations import SHARED_COPY
+
+    cfg = DegradationConfig(usm_radius=4, video_prob=0.5, single_order_prob=0.5)
+    patches = gt[:4]
+    plain = synthesize(patches, cfg, torch.Generator().manual_seed(9))
+    extra = synthesize(patches, cfg, torch.Generator().manual_seed(9), shared_copy=True)
+    assert extra.keys() == {*plain.keys(), SHARED_COPY}
+    for name, value in plain.items():
+        assert torch.equal(value, extra[name]), name
+    plan = sample_plan(4, cfg, torch.Generator().manual_seed(9))
+    assert any(s.video is not None for s in plan.samples) and any(s.single_order for s in plan.samples)
+    expected = render(usm_sharpen(patches.roll(-1, 0), radius=4), plan, ("base",))["base"]
+    assert torch.equal(extra[SHARED_COPY], expected)
+    assert not torch.equal(extra[SHARED_COPY], extra["base"])
+    # One photo throughout the batch: the shared copy is base itself, bit for bit.
+    same = patches[:1].expand(4, -1, -1, -1).contiguous()
+    one = synthesize(same, cfg, torch.Generator().manual_seed(9), shared_copy=True)
+    assert torch.equal(one[SHARED_COPY], one["base"])
+
+
 # ----------------------------------------------------------------------------------------------------- #
 # the classic single-order share (ours)
 

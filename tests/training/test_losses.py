@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 from mmrealsr_training import metrics as E
-from mmrealsr_training.losses import flat_weights, knob_losses, residual_noise_energy, sharpness_energy
+from mmrealsr_training.losses import (
+    consistency_loss,
+    flat_weights,
+    knob_losses,
+    residual_noise_energy,
+    sharpness_energy,
+)
 
 
 def _scene(size: int = 64) -> torch.Tensor:
@@ -78,3 +84,17 @@ def test_knob_losses_empty_pair_costs_nothing() -> None:
     gt = _scene()
     ln, lb = knob_losses(gt, gt, gt[:0], gt[:0], flat_weights(gt), margin=0.01)
     assert float(ln) == pytest.approx(0.01) and float(lb) == 0.0
+
+
+def test_consistency_loss_is_the_spread_of_paired_estimates() -> None:
+    """Zero for equal readings; the batch mean of squared differences, summed over the knobs."""
+    a = torch.tensor([[0.2, 0.5], [0.4, 0.1]])
+    assert float(consistency_loss(a, a.clone())) == 0.0
+    b = torch.tensor([[0.2, 0.7], [0.1, 0.1]])
+    # blur: (0 + 0.09) / 2, noise: (0.04 + 0) / 2
+    assert float(consistency_loss(a, b)) == pytest.approx(0.045 + 0.02)
+    a.requires_grad_(True)
+    consistency_loss(a, b).backward()
+    assert a.grad is not None
+    # The gradient pulls each estimate towards its pair's.
+    assert torch.all(a.grad * (a.detach() - b) >= 0) and float(a.grad.abs().sum()) > 0

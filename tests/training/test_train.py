@@ -27,7 +27,8 @@ from mmrealsr_training.config import (
     dump_config,
 )
 from mmrealsr_training.dataset import DatasetError, ImageFolder, PatchSampler, SamplePool
-from mmrealsr_training.degradations import DegradationConfig
+from mmrealsr_training.degradations import SHARED_COPY, DegradationConfig
+from mmrealsr_training.losses import EstimatorOutputs, consistency_loss, estimator_losses
 from mmrealsr_training.perceptual import VGG19_LAYERS, PerceptualLoss, VGG19Features
 from mmrealsr_training.train import STATE_FILE, Trainer, copies_l1, read_state, train
 from safetensors.torch import save_file
@@ -660,6 +661,48 @@ def test_freeze_generator_trains_the_estimator_alone(
         dataclasses.replace(cfg.optim, freeze_estimator=True)
 
 
+def test_consistency_term_trains_the_estimator_on_shared_degradations(images: Path, tmp_path: Path) -> None:
+    """loss.consistency_weight: the batch (through the pool, workers or not) carries base_shared, estimated
+    but not restored; the term is the consistency loss of the two readings and moves the estimator."""
+    off = full_synthesis_config(images, pool=4, steps=2, checkpoint_every=2)
+    assert SHARED_COPY not in Trainer(off, tmp_path / "off", progress=False).next_batch()
+    loss = dataclasses.replace(
+        LossConfig(), consistency_weight=0.5, l1_weight=0.0, rank_blur_weight=0.0, rank_noise_weight=0.0,
+        anchor_weight=0.0,
+    )  # fmt: skip
+    cfg = dataclasses.replace(
+        off, loss=loss, optim=dataclasses.replace(off.optim, freeze_generator=True, total_iter=3)
+    )
+    trainer = Trainer(cfg, tmp_path / "on", progress=False)
+    batch = trainer.next_batch()
+    assert batch[SHARED_COPY].shape == batch["base"].shape
+    restored: list[int] = []
+    original = trainer.modnet.restore
+
+    def spy(x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        restored.append(x.shape[0])
+        return original(x, coeffs)
+
+    trainer.modnet.restore = spy  # type: ignore[method-assign]
+    with torch.no_grad():
+        est = trainer.modnet.estimate(torch.cat([batch["base"], batch[SHARED_COPY]]))
+        expected = consistency_loss(*est.split(2))
+    terms = trainer.train_step(batch)
+    assert restored == [3 * 2]  # the estimated copies only (frozen generator), not the shared copy
+    assert float(terms["l_consistency"]) == pytest.approx(0.5 * float(expected), rel=1e-5)
+    assert float(terms["est_gap_noise"]) >= 0
+    trainer.modnet.restore = original  # type: ignore[method-assign]
+    estimator_moved, generator_moved, _ = _run_and_see_what_moved(trainer)
+    assert estimator_moved and not generator_moved  # the consistency term alone trained it
+    rec = metrics(tmp_path / "on")[-1]
+    assert rec["l_total"] == pytest.approx(rec["l_consistency"], abs=1e-7)
+    # The synthesis workers carry the shared copy too, the same as in process.
+    workers = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, synthesis_workers=1, pool_size=0))
+    t = Trainer(workers, tmp_path / "w", resume="none", progress=False)
+    from_workers = next(iter(t.batches(1)))
+    assert torch.equal(from_workers[SHARED_COPY], t.next_batch()[SHARED_COPY])
+
+
 def test_init_estimator_from_copies_the_estimator_into_a_new_wider_network(
     images: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -721,3 +764,81 @@ def test_copies_l1_weights_the_anchors_against_the_estimated_copies() -> None:
     assert leaf.grad is not None
     ratio = leaf.grad[6:].abs().mean() / leaf.grad[:6].abs().mean()
     assert abs(float(ratio) - 0.25) < 1e-5
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.25])
+def test_copies_l1_left_out_anchors_keep_the_gradients(weight: float) -> None:
+    """Pinned anchors left out (a frozen generator's) still count in the normalisation: the estimated
+    copies' gradients are those of the L1 over every copy."""
+    g = torch.Generator().manual_seed(1)
+    target = torch.rand(2, 3, 8, 8, generator=g)
+    out = torch.rand(7 * 2, 3, 8, 8, generator=g)  # base, more blur, more noise, min, max, two axis anchors
+    kept = torch.cat([out[:6], out[10:]])
+    full_leaf, kept_leaf = out.clone().requires_grad_(True), kept.clone().requires_grad_(True)
+    full = copies_l1(full_leaf, target, weight)
+    part = copies_l1(kept_leaf, target, weight, left_out=2)
+    full.backward()
+    part.backward()
+    assert full_leaf.grad is not None and kept_leaf.grad is not None
+    torch.testing.assert_close(kept_leaf.grad, torch.cat([full_leaf.grad[:6], full_leaf.grad[10:]]))
+    # The value lacks exactly the left-out anchors' share.
+    share = weight * (out[6:10].view(2, 2, 3, 8, 8) - target).abs().mean() * 2 / (3 + 4 * weight)
+    torch.testing.assert_close(part + share, full.detach())
+    # Without axis anchors: only the three estimated copies are restored.
+    three = copies_l1(out[:6], target, weight, left_out=2)
+    torch.testing.assert_close(
+        three, 3 * (out[:6].view(3, 2, 3, 8, 8) - target).abs().mean() / (3 + 2 * weight)
+    )
+
+
+@pytest.mark.parametrize("axis", [False, True])
+def test_freeze_generator_restores_only_the_estimated_copies_with_the_same_gradients(
+    images: Path, tmp_path: Path, axis: bool
+) -> None:
+    """optim.freeze_generator leaves the pinned min and max anchors unrestored; the estimator's gradients
+    are those of restoring every copy."""
+    cfg = full_synthesis_config(images, pool=0, steps=1, checkpoint_every=1)
+    cfg = dataclasses.replace(
+        cfg,
+        optim=dataclasses.replace(cfg.optim, freeze_generator=True),
+        loss=dataclasses.replace(cfg.loss, axis_anchors=axis, anchor_l1_weight=0.25),
+    )
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    with torch.no_grad():  # give the knobs an effect
+        trainer.net.modulation.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(3))
+    batch = trainer.next_batch()
+    net = trainer.modnet
+    # The reference: every copy restored, the released-shape objective.
+    lq = torch.cat([batch[k] for k in trainer._lr_copies])
+    est = net.estimate(lq).float()
+    b = batch["base"].shape[0]
+    one = lq.new_ones(b, 2)
+    coeffs = [est[: 3 * b], one * 0, one]
+    if axis:
+        coeffs += [
+            torch.stack([one[:, 0], est[5 * b : 6 * b, 1]], 1),
+            torch.stack([est[6 * b :, 0], one[:, 1]], 1),
+        ]
+    full = copies_l1(net.restore(lq, torch.cat(coeffs)), batch["gt_usm"], 0.25)
+    total = full + sum(estimator_losses(EstimatorOutputs(est[: 5 * b], b), cfg.loss).values())
+    trainer.opt_g.zero_grad(set_to_none=True)
+    total.backward()
+    want = {n: p.grad.clone() for n, p in trainer.net.named_parameters() if p.grad is not None}
+    assert want and all(n.startswith("de_net.") for n in want)
+
+    restored: list[int] = []
+    original = net.restore
+
+    def spy(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        restored.append(x.shape[0])
+        return original(x, c)
+
+    trainer.modnet.restore = spy  # type: ignore[method-assign]
+    trainer.opt_g.step = lambda *a, **k: None  # type: ignore[method-assign]  # keep the gradients
+    terms = trainer.train_step(batch)
+    assert restored == [(5 if axis else 3) * b]
+    got = {n: p.grad for n, p in trainer.net.named_parameters() if p.grad is not None}
+    assert got.keys() == want.keys()
+    for n in want:
+        torch.testing.assert_close(got[n], want[n], rtol=1e-4, atol=1e-7)
+    assert float(terms["l_pix"]) < float(full.detach())
