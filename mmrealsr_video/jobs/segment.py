@@ -105,7 +105,7 @@ class _ChunkSource:
 
     def __init__(self, source: Path, chunk: Chunk, times: list[float]) -> None:
         self._path, self._chunk, self._times = source, chunk, times
-        self._src: Any = open_source(source)
+        self._src: FrameSource = open_source(source)
         self._seeked = self._seek()
 
     def _seek(self) -> bool:
@@ -122,14 +122,49 @@ class _ChunkSource:
             return False
         return True
 
-    def __getattr__(self, name: str) -> Any:  # name, fps, rate, time_base, total, video, on_packet
-        return getattr(self._src, name)
+    # The FrameSource protocol, answered by the source underneath.
+    @property
+    def name(self) -> str:
+        return self._src.name
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "on_packet":
-            self._src.on_packet = value
-        else:
-            object.__setattr__(self, name, value)
+    @property
+    def fps(self) -> float | None:
+        return self._src.fps
+
+    @property
+    def rate(self) -> Fraction:
+        return self._src.rate
+
+    @property
+    def time_base(self) -> Fraction | None:
+        return self._src.time_base
+
+    @property
+    def total(self) -> int | None:
+        return self._src.total
+
+    @property
+    def duration(self) -> float | None:
+        return self._src.duration
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return self._src.size
+
+    @property
+    def video(self) -> Any:
+        return self._src.video
+
+    @property
+    def on_packet(self) -> Callable[[Any], None]:
+        return self._src.on_packet
+
+    @on_packet.setter
+    def on_packet(self, value: Callable[[Any], None]) -> None:
+        self._src.on_packet = value
+
+    def read_packets_until(self, end: float, streams: frozenset[int]) -> None:
+        self._src.read_packets_until(end, streams)
 
     def frames(self) -> Iterator[tuple[int, float, av.VideoFrame]]:
         if not self._seeked:
