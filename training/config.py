@@ -196,7 +196,8 @@ class OptimConfig:
         freeze_generator: ours: train the estimator only, through the frozen generator's L1 (its
             estimates condition the restoration of the degraded copies) and its own ranking and
             anchor terms: sets the automatic coefficients to what restores best without moving
-            what the knobs do.
+            what the knobs do. The min and max anchors are then not restored (their L1 is a constant
+            of the frozen generator; the logged ``l_pix`` lacks its share, the gradients are the same).
     """
 
     SECTION: ClassVar[str] = "optim"
@@ -274,6 +275,12 @@ class LossConfig:
     #: output. Below 1 the generator spends more of itself on the inputs the product will see, and the
     #: anchors still teach the ends of each knob.
     anchor_l1_weight: float = 1.0
+    #: Ours: weight of the consistency term (``mmrealsr_training.losses.consistency_loss``): each
+    #: sample's base degradation is also rendered on another patch of the batch (every random choice
+    #: shared), and the squared difference of the two estimates is penalised, so that one degradation
+    #: reads alike on different photos. It costs one more base copy to synthesise and estimate (not
+    #: restored). 0 = off (released).
+    consistency_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.SECTION, "knob_step", 0 < self.knob_step <= 1, "must be in (0, 1]", self.knob_step)

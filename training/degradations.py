@@ -33,6 +33,7 @@ __all__ = [
     "DEGRADED_COPIES",
     "KERNEL_KINDS",
     "RESIZE_MODES",
+    "SHARED_COPY",
     "BlurChoice",
     "CopyDegradation",
     "DegradationConfig",
@@ -76,6 +77,8 @@ _COPY_LEVELS: dict[str, tuple[Level, Level]] = {
 }
 #: The optional single-axis anchors (see ``_COPY_LEVELS``).
 AXIS_ANCHORS = ("blur_anchor", "noise_anchor")
+#: The optional copy of :func:`synthesize` (``shared_copy``): each sample's base degradation on another patch.
+SHARED_COPY = "base_shared"
 
 # Poisson noise is drawn through its Gaussian approximation (variance = mean) at this many counts per
 # unit intensity, Real-ESRGAN's value for 8-bit images; see `Noise`.
@@ -1040,7 +1043,12 @@ def usm_sharpen(
 
 
 def synthesize(
-    gt: torch.Tensor, cfg: DegradationConfig, rng: torch.Generator, *, axis_anchors: bool = False
+    gt: torch.Tensor,
+    cfg: DegradationConfig,
+    rng: torch.Generator,
+    *,
+    axis_anchors: bool = False,
+    shared_copy: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Synthesises MM-RealSR's training copies for a batch of GT patches.
 
@@ -1054,8 +1062,12 @@ def synthesize(
         five LR copies of ``COPY_NAMES``, each (B, 3, H / scale, W / scale) float32 in [0, 1] on 8-bit
         levels: ``base``, ``more_blur``, ``more_noise``, ``max_anchor`` and ``min_anchor`` (``gt_usm``
         area-downscaled, no degradation); with ``axis_anchors`` also ``blur_anchor`` and
-        ``noise_anchor`` (one degradation at its worst, the other as in base). The extra copies are
-        rendered from the same plan: the other copies are identical with or without them.
+        ``noise_anchor`` (one degradation at its worst, the other as in base); with ``shared_copy``
+        also ``base_shared`` (ours): sample ``i``'s base degradation, every random choice of it
+        (kernels, noise field and level, JPEG, video clip), applied to the next patch of the batch,
+        ``(i + 1) % B``: the same degradation on another photo, for ``loss.consistency_weight``. The
+        extra copies are rendered from the same plan: the other copies are identical with or without
+        them.
 
     Raises:
         InputError: ``gt`` of the wrong shape or type.
@@ -1072,6 +1084,10 @@ def synthesize(
         (*DEGRADED_COPIES, *AXIS_ANCHORS) if axis_anchors else DEGRADED_COPIES,
         video_threads=cfg.video_threads,
     )
+    if shared_copy:
+        # Row i of the rolled batch is patch i + 1, degraded by sample i's plan.
+        other = render(gt_usm.roll(-1, 0), plan, ("base",), video_threads=cfg.video_threads)
+        out[SHARED_COPY] = other["base"]
     out["min_anchor"] = _quantize(F.interpolate(gt_usm, size=(h // cfg.scale, w // cfg.scale), mode="area"))
     return {"gt": gt, "gt_usm": gt_usm, **out}
 

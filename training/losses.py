@@ -14,6 +14,7 @@ from .config import LossConfig
 __all__ = [
     "EstimatorOutputs",
     "anchor_losses",
+    "consistency_loss",
     "estimator_losses",
     "estimator_stats",
     "gan_loss",
@@ -49,6 +50,21 @@ def anchor_losses(min_anchor: torch.Tensor, max_anchor: torch.Tensor) -> tuple[t
         (min term, max term), each the sum over degradations of the batch mean (as released).
     """
     return (min_anchor.float() ** 2).mean(0).sum(), ((max_anchor.float() - 1) ** 2).mean(0).sum()
+
+
+def consistency_loss(est: torch.Tensor, est_shared: torch.Tensor) -> torch.Tensor:
+    """Ours: the spread of the estimates of one degradation on two photos.
+
+    Args:
+        est: (B, D) estimates of B degraded patches.
+        est_shared: (B, D) estimates of other patches, row ``i`` degraded exactly as row ``i`` of
+            ``est`` (``synthesize(..., shared_copy=True)``).
+
+    Returns:
+        The sum over degradations of the batch mean of the squared difference (twice the variance of
+        the pair), unweighted: 0 when the estimator reads the degradation alone, not the content.
+    """
+    return ((est.float() - est_shared.float()) ** 2).mean(0).sum()
 
 
 def estimator_losses(est: EstimatorOutputs, cfg: LossConfig) -> dict[str, torch.Tensor]:

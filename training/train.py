@@ -45,10 +45,11 @@ from .config import (
     resolve_paths,
 )
 from .dataset import ImageFolder, PatchSampler, SamplePool
-from .degradations import synthesize
+from .degradations import SHARED_COPY, synthesize
 from .discriminator import UNetDiscriminatorSN
 from .losses import (
     EstimatorOutputs,
+    consistency_loss,
     estimator_losses,
     estimator_stats,
     flat_weights,
@@ -101,9 +102,10 @@ class StepBatches(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         seed: int,
         axis_anchors: bool,
         keys: tuple[str, ...],
+        shared_copy: bool = False,
     ) -> None:
         self.sampler, self.cfg, self.seed = sampler, cfg, seed
-        self.axis_anchors, self.keys = axis_anchors, keys
+        self.axis_anchors, self.keys, self.shared_copy = axis_anchors, keys, shared_copy
 
     def generators(self, step: int) -> tuple[torch.Generator, torch.Generator]:
         data, degrade = np.random.SeedSequence([self.seed, step]).generate_state(2)
@@ -113,7 +115,9 @@ class StepBatches(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         gen_data, gen_degrade = self.generators(step)
         gt = self.sampler.sample(gen_data)
         with torch.no_grad():
-            syn = synthesize(gt, self.cfg, gen_degrade, axis_anchors=self.axis_anchors)
+            syn = synthesize(
+                gt, self.cfg, gen_degrade, axis_anchors=self.axis_anchors, shared_copy=self.shared_copy
+            )
         return {k: syn[k] for k in self.keys}
 
 
@@ -324,7 +328,9 @@ def _l1_to(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (out.float().reshape(-1, *target.shape) - target.float()).abs().mean()
 
 
-def copies_l1(out: torch.Tensor, target: torch.Tensor, anchor_weight: float = 1.0) -> torch.Tensor:
+def copies_l1(
+    out: torch.Tensor, target: torch.Tensor, anchor_weight: float = 1.0, *, left_out: int = 0
+) -> torch.Tensor:
     """The Net stage's L1 over the restored copies, stacked copy-major as :class:`Trainer` restores them.
 
     The first three copies (base, more blur, more noise) are restored at their estimates; the rest are
@@ -335,15 +341,19 @@ def copies_l1(out: torch.Tensor, target: torch.Tensor, anchor_weight: float = 1.
         out: (k * B, 3, H, W) outputs, k >= 3 copies of B images.
         target: (B, 3, H, W).
         anchor_weight: >= 0.
+        left_out: anchor copies that were not restored (``optim.freeze_generator``: a frozen
+            generator's pinned anchors, whose L1 is a constant). They still count in the
+            normalisation, so the gradients are those of the L1 over every copy; the value lacks
+            their constant share.
     """
     copies = out.shape[0] // target.shape[0]
-    if anchor_weight == 1.0 or copies <= _ESTIMATED:
+    if left_out == 0 and (anchor_weight == 1.0 or copies <= _ESTIMATED):
         return _l1_to(out, target)
     k, n = _ESTIMATED, copies - _ESTIMATED
     b = target.shape[0]
     estimated = _l1_to(out[: k * b], target)
-    anchors = _l1_to(out[k * b :], target)
-    return (k * estimated + anchor_weight * n * anchors) / (k + anchor_weight * n)
+    anchors = _l1_to(out[k * b :], target) if n > 0 else estimated.new_zeros(())
+    return (k * estimated + anchor_weight * n * anchors) / (k + anchor_weight * (n + left_out))
 
 
 class Trainer:
@@ -378,6 +388,8 @@ class Trainer:
         self.gan = cfg.stage == "gan"
         self.freeze_estimator = self.gan or cfg.optim.freeze_estimator
         self._lr_copies = (*_LR_COPIES, *_AXIS_COPIES) if cfg.loss.axis_anchors else _LR_COPIES
+        # Ours: the base degradation on another patch, estimated (not restored) for the consistency term.
+        self.shared_copy = cfg.loss.consistency_weight > 0
         self.autocast_dtype: torch.dtype | None = None
         if cfg.run.precision == "bf16":
             if self.device.type == "cuda":
@@ -466,7 +478,8 @@ class Trainer:
             cfg.degradation,
             seed=seed,
             axis_anchors=cfg.loss.axis_anchors,
-            keys=("gt", "gt_usm", *self._lr_copies),
+            keys=("gt", "gt_usm", *self._lr_copies, *((SHARED_COPY,) if self.shared_copy else ())),
+            shared_copy=self.shared_copy,
         )
         self.step = 0
         if state is not None:
@@ -607,7 +620,11 @@ class Trainer:
         gt = self.sampler.sample(self.gen_data)
         with torch.no_grad():
             syn = synthesize(
-                gt, self.cfg.degradation, self.gen_degrade, axis_anchors=self.cfg.loss.axis_anchors
+                gt,
+                self.cfg.degradation,
+                self.gen_degrade,
+                axis_anchors=self.cfg.loss.axis_anchors,
+                shared_copy=self.shared_copy,
             )
         return self._to_pool(syn)
 
@@ -661,11 +678,9 @@ class Trainer:
         one = lq.new_ones(b, 2)
         terms: dict[str, torch.Tensor] = {}
         with self._autocast():
-            if self.freeze_estimator:
-                with torch.no_grad():
-                    est = self.modnet.estimate(lq).float()
-            else:
+            with torch.no_grad() if self.freeze_estimator else contextlib.nullcontext():
                 est = self.modnet.estimate(lq).float()
+                est_shared = self.modnet.estimate(batch[SHARED_COPY]).float() if self.shared_copy else None
             # Degraded copies use the estimator's output (gradients reach it through the generator
             # too, as in the original); the anchors are pinned to exactly 0 and 1.
             coeffs = torch.cat([est[: 3 * b], one * 0, one])
@@ -679,16 +694,25 @@ class Trainer:
                         torch.stack([noise_a[:, 0], one[:, 1]], 1),
                     ]
                 )
+            left_out = 0
+            if self.freeze_generator:
+                # The min and max anchors are restored at pinned knobs by a frozen generator: their L1 is
+                # a constant, with no gradient for the estimator. Only the copies restored at estimates
+                # are restored; the anchors still count in the L1's normalisation (same gradients).
+                keep = torch.cat([torch.arange(3 * b), torch.arange(5 * b, lq.shape[0])]).to(lq.device)
+                lq, coeffs, left_out = lq[keep], coeffs[keep], 2
             out = self.modnet.restore(lq, coeffs)
         eo = EstimatorOutputs(est[: 5 * b], b)
         use_usm = self.cfg.gan.l1_gt_usm if self.gan else self.cfg.loss.l1_gt_usm
         l1_target = batch["gt_usm"] if use_usm else batch["gt"]
-        terms["l_pix"] = self.cfg.loss.l1_weight * copies_l1(out, l1_target, self.cfg.loss.anchor_l1_weight)
+        terms["l_pix"] = self.cfg.loss.l1_weight * copies_l1(
+            out, l1_target, self.cfg.loss.anchor_l1_weight, left_out=left_out
+        )
         if self.cfg.loss.knob_weight > 0 and not self.freeze_generator:
             terms.update(self._knob_terms(batch, est[:b].detach()))
         if self.gan:
             with torch.no_grad():
-                monitor = estimator_losses(eo, self.cfg.loss)
+                monitor = self._estimator_terms(eo, est_shared)
             total = sum(terms.values(), torch.zeros((), device=self.device))
             assert self.net_d is not None and self.opt_d is not None
             if self.perceptual is not None:
@@ -724,7 +748,7 @@ class Trainer:
             terms["out_d_real"] = real_logits.detach().float().mean()
             terms["out_d_fake"] = fake_logits.detach().float().mean()
         else:
-            est_terms = estimator_losses(eo, self.cfg.loss)
+            est_terms = self._estimator_terms(eo, est_shared)
             trained = {**terms, **({} if self.freeze_estimator else est_terms)}
             total = sum(trained.values(), torch.zeros((), device=self.device))
             terms.update(est_terms)
@@ -738,7 +762,20 @@ class Trainer:
         detached = {k: v.detach().float() for k, v in terms.items()}
         for k, v in estimator_stats(eo).items():
             detached[k] = torch.tensor(v)
+        if est_shared is not None:
+            # Diagnostic: how far apart one degradation reads on two photos (noise knob).
+            detached["est_gap_noise"] = (eo.base[:, 1] - est_shared[:, 1]).abs().mean().detach().float()
         return detached
+
+    def _estimator_terms(
+        self, eo: EstimatorOutputs, est_shared: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """The estimator's weighted terms: ranking, anchors and, with ``loss.consistency_weight``, the
+        consistency of the base degradation read on two photos."""
+        terms = estimator_losses(eo, self.cfg.loss)
+        if est_shared is not None:
+            terms["l_consistency"] = self.cfg.loss.consistency_weight * consistency_loss(eo.base, est_shared)
+        return terms
 
     def _knob_terms(
         self, batch: Mapping[str, torch.Tensor], est_base: torch.Tensor
