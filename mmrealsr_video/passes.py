@@ -190,7 +190,9 @@ def _analysed(
                 numbers.append(f.index)
                 yield dataclasses.replace(f, index=len(numbers) - 1)
 
-    track = analysis_pass(src, kept_frames(), model, s.analysis, progress=s.progress, total=_expected_frames(s, src.total))
+    track = analysis_pass(
+        src, kept_frames(), model, s.analysis, progress=s.progress, total=_expected_frames(s, src.total)
+    )
     return track.with_frames(dataclasses.replace(r, index=numbers[r.index]) for r in track.frames)
 
 
@@ -251,7 +253,7 @@ def restore_pass(
         tensors = []
         alphas = []
         for _, frame, _ in batch:
-            rgb, alpha = frame_to_tensor(frame, desc)
+            rgb, alpha = frame_to_tensor(frame, desc, device=model.conversion_device)
             tensors.append(orientation.apply(rgb))
             alphas.append(None if alpha is None else orientation.apply(alpha))
         x = torch.stack(tensors)

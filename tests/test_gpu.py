@@ -74,3 +74,21 @@ def test_tiles_on_cuda_join_like_the_whole_frame() -> None:
     whole = model.restore(x, coeffs)
     tiled = tiled_apply(lambda t: model.restore(t, coeffs), x, scale=4, tile=96, overlap=16, align=4)
     assert _psnr(tiled, whole) > 50.0
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le", "rgb24"])
+def test_frames_converted_on_cuda_equal_the_cpu_conversion(pix_fmt: str) -> None:
+    import av
+
+    from mmrealsr_video.io.colour import ColourDescription, frame_to_tensor
+
+    rng = np.random.default_rng(3)
+    frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), format="rgb24")
+    frame = frame.reformat(format=pix_fmt)
+    desc = ColourDescription.from_frame(frame)
+    cpu, _ = frame_to_tensor(frame, desc)
+    model = load_model("default", device="cuda")
+    assert model.conversion_device is not None and model.conversion_device.type == "cuda"
+    gpu, _ = frame_to_tensor(frame, desc, device=model.conversion_device)
+    assert gpu.device.type == "cuda"
+    assert (gpu.cpu() - cpu).abs().max().item() <= 1e-5

@@ -417,7 +417,11 @@ def _to_float(a: np.ndarray, device: torch.device | str | None) -> torch.Tensor:
     if not a.flags.writeable:  # torch warns on read-only memory
         a = a.copy()
     t = torch.from_numpy(a)
-    if device is not None:
+    if device is not None and torch.device(device).type == "cuda":
+        # Codes go up from page-locked memory without blocking the host: the copy and the
+        # conversion queue behind the model's work on the device while this thread decodes on.
+        t = t.pin_memory().to(device, non_blocking=True)
+    elif device is not None:
         t = t.to(device)
     return t.to(torch.float32)
 

@@ -97,6 +97,13 @@ class ModulatedModel:
         self._tile_align: int = int(getattr(self._modnet, "tile_align", 1))
 
     @property
+    def conversion_device(self) -> torch.device | None:
+        """Where decoded pictures are best converted to RGB for this model: on its accelerator (the
+        8- or 16-bit codes cross to it, a quarter or half of the float picture, and the conversion
+        runs there), or None for the CPU."""
+        return None if self.device.type == "cpu" else self.device
+
+    @property
     def config(self) -> dict[str, Any]:
         """The architecture's hyperparameters (inferred from the weights)."""
         cfg = self._modnet.config
@@ -175,7 +182,9 @@ class ModulatedModel:
             while True:
                 try:
                     if tile:
-                        y = tiled_apply(run, x, scale=self.scale, tile=tile, overlap=overlap, align=self._align)
+                        y = tiled_apply(
+                            run, x, scale=self.scale, tile=tile, overlap=overlap, align=self._align
+                        )
                     else:
                         y = run(x)
                     break
@@ -339,7 +348,9 @@ def _check_cuda(dev: torch.device) -> None:
         raise InputError(f"device {dev} requested but CUDA is not available here")
     count = torch.cuda.device_count()
     if dev.index is not None and dev.index >= count:
-        raise InputError(f"device {dev} requested but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}")
+        raise InputError(
+            f"device {dev} requested but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}"
+        )
 
 
 def _memory_budget(device: torch.device) -> float:
@@ -390,7 +401,9 @@ def load_model(
         with torch.device("meta"):
             net = arch.build(config)
     except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{where}: the {arch_name} hyperparameters read from it do not make a model ({e})") from None
+        raise CheckpointError(
+            f"{where}: the {arch_name} hyperparameters read from it do not make a model ({e})"
+        ) from None
     _load_into(net, sd, where, arch_name)
     net.eval().requires_grad_(False)
     net.to(dev, dtype)
@@ -431,7 +444,9 @@ def _detect(sd: StateDict, name: str) -> tuple[str, Any]:
             raise
         except (ValueError, TypeError, KeyError, IndexError) as e:
             # Key names of this architecture, shapes that make no model of it (e.g. an x5 upsampler).
-            raise CheckpointError(f"{name}: looks like a {arch.name} checkpoint but its tensors do not make one ({e})") from None
+            raise CheckpointError(
+                f"{name}: looks like a {arch.name} checkpoint but its tensors do not make one ({e})"
+            ) from None
         if config is not None:
             return arch.name, config
     closest, score, missing, unexpected = closest_architecture(set(sd))
