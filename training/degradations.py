@@ -127,6 +127,10 @@ class DegradationConfig:
             image first (``antialias=True`` of ``F.interpolate``; area resizing always averages), as an
             optical path or a scanner does, instead of sampling the image sparsely and folding its fine
             detail back as aliasing.
+        noise_only_prob: ours, 0 in the released recipe: the share of samples whose ``more_noise`` copy
+            is coded like the base (same JPEG qualities, same CRF / quantiser) and differs by its noise
+            alone. With codecs in the recipe the compression gap can carry the whole ranking: an
+            estimator trained only on both gaps at once learns to read blocking and stops reading grain.
         video_prob: ours, 0 in the released recipe: the share of samples whose last encoding is a real
             video codec instead of JPEG: a short clip of the image moving slightly, with fresh grain in
             every frame (the last round's noise, same kind and level, its own field), coded in 4:2:0
@@ -193,6 +197,7 @@ class DegradationConfig:
     antialias: bool = False
     # video coding (ours)
     video_prob: float = 0.0
+    noise_only_prob: float = 0.0
     codecs: tuple[str, ...] = ("libx264", "libx265", "mpeg2video", "mpeg4")
     codec_probs: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
     crf_range: tuple[int, int] = (18, 51)
@@ -240,6 +245,7 @@ class DegradationConfig:
             "final_sinc_prob",
             "single_order_prob",
             "video_prob",
+            "noise_only_prob",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise bad(name, "must be a probability in [0, 1]")
@@ -718,6 +724,12 @@ def sample_plan(batch_size: int, cfg: DegradationConfig, rng: torch.Generator) -
             coded = bool(g.random() < cfg.video_prob)
             choice = _sample_video(g, cfg)  # drawn either way: the share does not shift other choices
             video = choice if coded else None
+        if cfg.noise_only_prob > 0 and g.random() < cfg.noise_only_prob:
+            # Drawn only when asked for, as above. The worst levels stay: the max anchor is unchanged.
+            jpeg1 = dataclasses.replace(jpeg1, more=jpeg1.base)
+            jpeg2 = dataclasses.replace(jpeg2, more=jpeg2.base)
+            if video is not None:
+                video = dataclasses.replace(video, more=video.base)
         samples.append(
             SamplePlan(
                 blur1=blur1 if cfg.blur else None,

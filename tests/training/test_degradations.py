@@ -776,3 +776,39 @@ def test_footage_template_is_the_released_recipe_plus_codecs() -> None:
         if f.name not in video_fields:
             assert getattr(deg, f.name) == getattr(released, f.name), f.name
     assert not cfg.optim.freeze_estimator
+
+
+# ----------------------------------------------------------------------------------------------------- #
+# the noise-only share (ours)
+
+
+def test_noise_only_samples_code_the_more_noise_copy_like_the_base(gt: torch.Tensor) -> None:
+    cfg = DegradationConfig(usm_radius=4, video_prob=0.5, noise_only_prob=0.5)
+    plan = sample_plan(60, cfg, torch.Generator().manual_seed(21))
+    same = [
+        s.jpeg1.more == s.jpeg1.base and s.jpeg2.more == s.jpeg2.base  # type: ignore[union-attr]
+        for s in plan.samples
+    ]
+    assert 10 < sum(same) < 50  # about half
+    for s, noise_only in zip(plan.samples, same, strict=True):
+        assert s.noise1 is not None and s.noise1.more > s.noise1.base  # the noise gap always stays
+        if s.video is not None:
+            assert (s.video.more == s.video.base) == noise_only
+        assert s.jpeg1.worst < s.jpeg1.base  # type: ignore[union-attr]  # the max anchor keeps the worst
+    # Off, the released random stream is untouched (the share is drawn only when asked for).
+    off = sample_plan(60, dataclasses.replace(cfg, noise_only_prob=0.0), torch.Generator().manual_seed(21))
+    assert all(s.jpeg1.more < s.jpeg1.base for s in off.samples)  # type: ignore[union-attr]
+    # A noise-only sample's two copies differ by grain alone: without grain they are equal.
+    quiet = dataclasses.replace(
+        cfg,
+        noise_only_prob=1.0,
+        video_prob=0.0,
+        gaussian_noise_delta=(1e-6, 1e-6),
+        poisson_noise_delta=(1e-9, 1e-9),
+    )
+    out = render(
+        usm_sharpen(gt[:2], radius=4),
+        sample_plan(2, quiet, torch.Generator().manual_seed(5)),
+        ("base", "more_noise"),
+    )
+    assert (out["base"] - out["more_noise"]).abs().max().item() < 2 / 255
