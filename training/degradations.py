@@ -131,6 +131,10 @@ class DegradationConfig:
             is coded like the base (same JPEG qualities, same CRF / quantiser) and differs by its noise
             alone. With codecs in the recipe the compression gap can carry the whole ranking: an
             estimator trained only on both gaps at once learns to read blocking and stops reading grain.
+        uncoded_prob: ours, 0 in the released recipe: the share of samples whose last lossy encoding
+            is skipped (no JPEG, no video coding; single-order samples keep no encoding at all), so
+            that grain also reaches the estimator as it is, as in film scans, lossless captures and
+            high-bit-rate masters. Every copy of such a sample, the max anchor included, is uncoded.
         video_prob: ours, 0 in the released recipe: the share of samples whose last encoding is a real
             video codec instead of JPEG: a short clip of the image moving slightly, with fresh grain in
             every frame (the last round's noise, same kind and level, its own field), coded in 4:2:0
@@ -198,6 +202,7 @@ class DegradationConfig:
     # video coding (ours)
     video_prob: float = 0.0
     noise_only_prob: float = 0.0
+    uncoded_prob: float = 0.0
     codecs: tuple[str, ...] = ("libx264", "libx265", "mpeg2video", "mpeg4")
     codec_probs: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
     crf_range: tuple[int, int] = (18, 51)
@@ -246,6 +251,7 @@ class DegradationConfig:
             "single_order_prob",
             "video_prob",
             "noise_only_prob",
+            "uncoded_prob",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise bad(name, "must be a probability in [0, 1]")
@@ -730,14 +736,18 @@ def sample_plan(batch_size: int, cfg: DegradationConfig, rng: torch.Generator) -
             jpeg2 = dataclasses.replace(jpeg2, more=jpeg2.base)
             if video is not None:
                 video = dataclasses.replace(video, more=video.base)
+        # Drawn only when asked for, as above.
+        uncoded = cfg.uncoded_prob > 0 and bool(g.random() < cfg.uncoded_prob)
+        if uncoded:
+            video = None
         samples.append(
             SamplePlan(
                 blur1=blur1 if cfg.blur else None,
                 noise1=noise1 if cfg.noise else None,
-                jpeg1=jpeg1 if cfg.jpeg else None,
+                jpeg1=jpeg1 if cfg.jpeg and not (uncoded and single) else None,
                 blur2=blur2 if cfg.blur else None,
                 noise2=noise2 if cfg.noise else None,
-                jpeg2=jpeg2 if cfg.jpeg else None,
+                jpeg2=jpeg2 if cfg.jpeg and not uncoded else None,
                 final_sinc=final_sinc if cfg.blur else None,
                 jpeg_last=jpeg_last,
                 single_order=single,

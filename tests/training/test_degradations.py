@@ -812,3 +812,25 @@ def test_noise_only_samples_code_the_more_noise_copy_like_the_base(gt: torch.Ten
         ("base", "more_noise"),
     )
     assert (out["base"] - out["more_noise"]).abs().max().item() < 2 / 255
+
+
+def test_uncoded_samples_reach_the_estimator_without_a_last_encoding(gt: torch.Tensor) -> None:
+    cfg = DegradationConfig(usm_radius=4, video_prob=0.5, single_order_prob=0.5, uncoded_prob=0.3)
+    plan = sample_plan(200, cfg, torch.Generator().manual_seed(8))
+    uncoded = [s.jpeg2 is None for s in plan.samples]
+    assert 30 < sum(uncoded) < 90
+    for s, bare in zip(plan.samples, uncoded, strict=True):
+        for copy in ("base", "more_noise", "max_anchor"):
+            d = resolve(s, copy)
+            coded = d.video is not None or d.jpeg2 is not None
+            assert coded != bare, copy  # the last encoding: there exactly when the sample is coded
+            if bare and s.single_order:
+                assert d.jpeg1 is None  # a single-order sample has one encoding, and it is skipped
+    # With every sample uncoded, nothing is coded and the copies still render.
+    bare_plan = sample_plan(4, dataclasses.replace(cfg, uncoded_prob=1.0), torch.Generator().manual_seed(1))
+    assert all(s.jpeg2 is None and s.video is None for s in bare_plan.samples)
+    out = render(usm_sharpen(gt[:4], radius=4), bare_plan, ("base",))["base"]
+    assert torch.isfinite(out).all() and out.shape[0] == 4
+    # Off, the released random stream is untouched.
+    off = sample_plan(200, dataclasses.replace(cfg, uncoded_prob=0.0), torch.Generator().manual_seed(8))
+    assert all(s.jpeg2 is not None for s in off.samples)
