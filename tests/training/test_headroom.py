@@ -63,13 +63,16 @@ def test_headroom_agrees_with_the_evaluation(photos: Path, tmp_path: Path) -> No
     evaluated = ev.evaluate(model, photos, tmp_path, crop=CROP)
 
     assert [p.name for p in report.photos] == [r.name for r in evaluated.images]
+    # Equal to float32 rounding: the headroom restores the same input with the same coefficients right
+    # after a batch of the grid, and oneDNN's kernels then round some pixels differently (4e-7 seen on
+    # coffee; 7e-6 dB of PSNR).
     for p, r in zip(report.photos, evaluated.images, strict=True):
-        assert p.gains[0] == pytest.approx(r.psnr_gain, abs=1e-9)
+        assert p.gains[0] == pytest.approx(r.psnr_gain, abs=1e-4)
         assert p.psnr_bicubic == pytest.approx(r.psnr_bicubic, abs=1e-9)
         assert p.auto_coeffs == pytest.approx(r.auto_coeffs)
         assert set(p.best_coeffs) <= {0.0, 0.5, 1.0} and set(p.best_coeffs_x8) <= {0.0, 0.5, 1.0}
     assert len(report.mean_gains()) == len(hr.COLUMNS)
-    assert report.mean_gains()[0] == pytest.approx(evaluated.mean_psnr_gain, abs=1e-9)
+    assert report.mean_gains()[0] == pytest.approx(evaluated.mean_psnr_gain, abs=1e-4)
     # Averaging symmetries removes part of the model's own error: the x8 ensemble gains on average.
     auto, _, auto_x8, _, _ = report.mean_gains()
     assert auto_x8 > auto
