@@ -3,6 +3,7 @@ degradations, written with PyAV in a fraction of a second."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -180,14 +181,19 @@ def write_av_clip(
                 out.mux(a.encode(af))
             out.mux(a.encode(None))
         if s is not None:
-            for k, start in enumerate((100, 600)):
-                p = av.Packet(f"{k},0,Default,,0,0,0,,line {k}".encode())
-                p.stream = s
-                p.pts = p.dts = start
-                p.duration = 300
-                p.time_base = Fraction(1, 1000)
-                out.mux(p)
+            mux_subtitles(out, s, (100, 600))
     return {"pts": pts_list}
+
+
+def mux_subtitles(out: av.container.OutputContainer, stream: av.stream.Stream, starts: Iterable[int]) -> None:
+    """One ASS line ("line K") of 300 ms at each start (ms) into ``stream`` of ``out``."""
+    for k, start in enumerate(starts):
+        p = av.Packet(f"{k},0,Default,,0,0,0,,line {k}".encode())
+        p.stream = stream
+        p.pts = p.dts = start
+        p.duration = 300
+        p.time_base = Fraction(1, 1000)
+        out.mux(p)
 
 
 def packets(path: Path, kind: str) -> list[tuple[int | None, bytes]]:

@@ -15,7 +15,7 @@ import pytest
 
 from mmrealsr_video import JobSettings, RestoreJob, RestoreSettings
 from mmrealsr_video.jobs.job import job_folder
-from tests.media import ASS_HEADER, Scene, photos, render_frame
+from tests.media import ASS_HEADER, Scene, mux_subtitles, photos, render_frame
 
 
 def write_film(
@@ -76,13 +76,7 @@ def write_film(
             af.pts = i
             out.mux(a.encode(af))
         out.mux(a.encode(None))
-        for k, start in enumerate(range(100, end_ms - 300, 700)):
-            p = av.Packet(f"{k},0,Default,,0,0,0,,line {k}".encode())
-            p.stream = s
-            p.pts = p.dts = start
-            p.duration = 300
-            p.time_base = Fraction(1, 1000)
-            out.mux(p)
+        mux_subtitles(out, s, range(100, end_ms - 300, 700))
 
 
 def fingerprint(path: Path) -> dict[str, Any]:
